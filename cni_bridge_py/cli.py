@@ -1,0 +1,42 @@
+"""The process edge: the only reader of os.environ, stdin and argv; the only writer of exit codes.
+
+`cni-bridge-py` with CNI_COMMAND in the environment (or no arguments) is the CNI plugin;
+`cni-bridge-py cnitool add|check|del|gc|status NETWORK NETNS` is the cnitool-compatible runner.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "cnitool":
+        from cni_bridge_py.runner import run_cnitool  # noqa: PLC0415 - only the runner needs it
+
+        return run_cnitool(args[1:], dict(os.environ))
+    if args and args[0] in ("-h", "--help"):
+        sys.stdout.write(__doc__ or "")
+        return 0
+    return plugin_main()
+
+
+def plugin_main() -> int:
+    from cni_bridge_py.front import handle  # noqa: PLC0415
+
+    stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
+    response = handle(os.environ, stdin)
+    if response.stdout:
+        sys.stdout.write(response.stdout)
+        sys.stdout.flush()
+    if response.stderr:
+        sys.stderr.write(response.stderr)
+    return response.exit_code
+
+
+def _read_stdin() -> bytes:
+    try:
+        return sys.stdin.buffer.read()
+    except (OSError, ValueError):
+        return b""  # no stdin at all: decoding reports it as an empty config

@@ -1,0 +1,174 @@
+"""Masquerade rules through python-iptables (libiptc), for hosts whose iptables is legacy.
+
+libiptc edits the legacy tables only; a host on iptables-nft uses iptables_restore instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import iptc
+
+from cni_bridge_py.errors import IOFailure
+from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest, chain_name
+from cni_bridge_py.netaddr import IPInterface
+
+# The lock every legacy iptables binary takes (iptables -w): we serialise with them.
+XTABLES_LOCK = "/run/xtables.lock"
+
+
+def _api(family: int) -> tuple[Any, Any]:
+    return (iptc.Table, iptc.Rule) if family == 4 else (iptc.Table6, iptc.Rule6)
+
+
+class LegacyIptables:
+    name = "iptables-legacy"
+
+    def __init__(self, lock_path: str = XTABLES_LOCK) -> None:
+        self.lock_path = lock_path
+
+    def setup(self, request: MasqRequest) -> None:
+        with self._lock():
+            for family in sorted({a.version for a in request.addresses}):
+                self._setup_family(request, family)
+
+    def teardown(
+        self, network: str, container_id: str, sources: Sequence[IPInterface] = ()
+    ) -> None:
+        chain = chain_name(network, container_id)
+        hosts = {f"{a.ip}/{a.max_prefixlen}" for a in sources}
+        with self._lock():
+            for family in (4, 6):
+                self._teardown_family(chain, family, hosts)
+
+    def missing(self, request: MasqRequest) -> list[str]:
+        out: list[str] = []
+        for family in sorted({a.version for a in request.addresses}):
+            table_cls, _ = _api(family)
+            table = table_cls(table_cls.NAT)
+            table.refresh()
+            if not table.is_chain(request.chain):
+                out.append(f"chain {request.chain}")
+                continue
+            have = {_describe(r) for r in iptc.Chain(table, request.chain).rules}
+            for rule in self._chain_rules(request, family):
+                if _describe(rule) not in have:
+                    out.append(f"{request.chain}: {_describe(rule)}")
+            jumps = {_describe(r) for r in iptc.Chain(table, "POSTROUTING").rules}
+            for addr in request.addresses:
+                if addr.version == family:
+                    rule = self._jump(request, addr, family)
+                    if _describe(rule) not in jumps:
+                        out.append(f"POSTROUTING: {_describe(rule)}")
+        return out
+
+    def _setup_family(self, request: MasqRequest, family: int) -> None:
+        table_cls, _ = _api(family)
+        try:
+            table = table_cls(table_cls.NAT)
+            table.autocommit = False
+            table.refresh()
+            if not table.is_chain(request.chain):
+                table.create_chain(request.chain)
+            chain = iptc.Chain(table, request.chain)
+            # Append-unique like the reference; ACCEPTs go in front of the MASQUERADE.
+            present = {_describe(r) for r in chain.rules}
+            *accepts, masquerade = self._chain_rules(request, family)
+            for rule in accepts:
+                if _describe(rule) not in present:
+                    chain.insert_rule(rule)
+            if _describe(masquerade) not in present:
+                chain.append_rule(masquerade)
+            postrouting = iptc.Chain(table, "POSTROUTING")
+            present = {_describe(r) for r in postrouting.rules}
+            for addr in request.addresses:
+                if addr.version == family:
+                    jump = self._jump(request, addr, family)
+                    if _describe(jump) not in present:
+                        postrouting.append_rule(jump)
+            table.commit()
+        except iptc.IPTCError as exc:
+            raise IOFailure(
+                f"installing masquerade chain {request.chain} (legacy iptables)", str(exc)
+            ) from exc
+        finally:
+            table.autocommit = True
+
+    def _teardown_family(self, chain: str, family: int, hosts: set[str]) -> None:
+        table_cls, _ = _api(family)
+        try:
+            table = table_cls(table_cls.NAT)
+            table.autocommit = False
+            table.refresh()
+            postrouting = iptc.Chain(table, "POSTROUTING")
+            jumps = [
+                r for r in postrouting.rules if r.target is not None and r.target.name == chain
+            ]
+            doomed = [r for r in jumps if not hosts or _host(r.src) in hosts]
+            for rule in doomed:
+                postrouting.delete_rule(rule)
+            if table.is_chain(chain) and len(doomed) == len(jumps):
+                iptc.Chain(table, chain).flush()
+                table.delete_chain(chain)
+            table.commit()
+        except iptc.IPTCError as exc:
+            raise IOFailure(
+                f"removing masquerade chain {chain} (legacy iptables)", str(exc)
+            ) from exc
+        finally:
+            table.autocommit = True
+
+    @staticmethod
+    def _rule(family: int, comment: str, target: str) -> Any:
+        _, rule_cls = _api(family)
+        rule = rule_cls()
+        match = rule.create_match("comment")
+        match.comment = comment
+        rule.create_target(target)
+        return rule
+
+    def _chain_rules(self, request: MasqRequest, family: int) -> list[Any]:
+        rules = []
+        for addr in request.addresses:
+            if addr.version == family:
+                accept = self._rule(family, request.comment, "ACCEPT")
+                accept.dst = str(addr.network)
+                rules.append(accept)
+        masq = self._rule(family, request.comment, "MASQUERADE")
+        masq.dst = "!" + MULTICAST[family]
+        rules.append(masq)
+        return rules
+
+    def _jump(self, request: MasqRequest, addr: IPInterface, family: int) -> Any:
+        jump = self._rule(family, request.comment, request.chain)
+        jump.src = f"{addr.ip}/{addr.max_prefixlen}"
+        return jump
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        fd = os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _host(src: str) -> str:
+    """libiptc spells a host as 10.0.0.2/255.255.255.255; we compare 10.0.0.2/32."""
+    addr, _, mask = src.partition("/")
+    if "." not in mask and ":" not in mask:
+        return src
+    return str(ipaddress.ip_interface(f"{addr}/{mask}"))
+
+
+def _describe(rule: Any) -> str:
+    """A comparable text of a rule: addresses, comment and target."""
+    comments = [m.comment for m in rule.matches if m.name == "comment"]
+    target = rule.target.name if rule.target is not None else ""
+    return f"src={rule.src} dst={rule.dst} comment={comments} target={target}"

@@ -1,0 +1,166 @@
+"""The reference plugin's per-container iptables layout (pure).
+
+Chain CNI-<first 24 hex of sha512(network + containerID)>, the comment
+`name: "<net>" id: "<cid>"`, and in it: -d <subnet> ACCEPT, ! -d multicast MASQUERADE;
+POSTROUTING jumps to it with -s <address>. Same names and comments as the reference, so
+either plugin's DEL removes what the other's ADD made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cni_bridge_py.netaddr import IPInterface
+
+CHAIN_PREFIX = "CNI-"
+MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+
+
+@dataclass(frozen=True)
+class MasqRequest:
+    network: str
+    container_id: str
+    addresses: tuple[IPInterface, ...]
+
+    @property
+    def chain(self) -> str:
+        return chain_name(self.network, self.container_id)
+
+    @property
+    def comment(self) -> str:
+        return masq_comment(self.network, self.container_id)
+
+
+def chain_name(network: str, container_id: str) -> str:
+    digest = hashlib.sha512((network + container_id).encode()).hexdigest()
+    return (CHAIN_PREFIX + digest)[:28]
+
+
+def masq_comment(network: str, container_id: str) -> str:
+    # Go's %q quoting; json.dumps quotes the same way for the names CNI allows.
+    return f"name: {json.dumps(network)} id: {json.dumps(container_id)}"
+
+
+def _q(text: str) -> str:
+    """Quote for iptables-restore, which splits like a shell and understands "..." with \\"."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def chain_rules(request: MasqRequest, family: int) -> list[str]:
+    """The rule specs inside the container's chain, in order."""
+    c = _q(request.comment)
+    rules = []
+    for addr in request.addresses:
+        if addr.version == family:
+            rules.append(f"-A {request.chain} -d {addr.network} -m comment --comment {c} -j ACCEPT")
+    rules.append(
+        f"-A {request.chain} ! -d {MULTICAST[family]} -m comment --comment {c} -j MASQUERADE"
+    )
+    return rules
+
+
+def jump_rule(request: MasqRequest, addr: IPInterface) -> str:
+    host = f"{addr.ip}/{addr.max_prefixlen}"
+    return f"-A POSTROUTING -s {host} -m comment --comment {_q(request.comment)} -j {request.chain}"
+
+
+@dataclass(frozen=True)
+class NatTable:
+    """What iptables-save -t nat said: chains and their rules (as -A lines)."""
+
+    chains: frozenset[str]
+    rules: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, save_text: str) -> NatTable:
+        chains: set[str] = set()
+        rules: list[str] = []
+        for line in save_text.splitlines():
+            if line.startswith(":"):
+                chains.add(line[1:].split(" ", 1)[0])
+            elif line.startswith("-A "):
+                rules.append(line)
+        return cls(frozenset(chains), tuple(rules))
+
+    def rules_of(self, chain: str) -> list[str]:
+        return [r for r in self.rules if r.split(" ", 2)[1] == chain]
+
+    def jumps_to(self, chain: str) -> list[str]:
+        return [rule for rule in self.rules_of("POSTROUTING") if _target(rule) == chain]
+
+
+def _target(rule: str) -> str:
+    words = shlex.split(rule)
+    for i, word in enumerate(words[:-1]):
+        if word in ("-j", "--jump", "-g", "--goto"):
+            return words[i + 1]
+    return ""
+
+
+def _source(rule: str) -> str:
+    words = shlex.split(rule)
+    for i, word in enumerate(words[:-1]):
+        if word in ("-s", "--source"):
+            return words[i + 1]
+    return ""
+
+
+def render_setup(current: NatTable, request: MasqRequest, family: int) -> str:
+    """An iptables-restore --noflush batch that adds what is missing (append-unique, like the
+    reference), so a second interface of the same container keeps the first one's rules."""
+    lines = ["*nat"]
+    have = {_normalise(r) for r in current.rules}
+    if request.chain not in current.chains:
+        lines.append(f":{request.chain} - [0:0]")
+    wanted = chain_rules(request, family)
+    accepts, masquerade = wanted[:-1], wanted[-1]
+    for rule in accepts:
+        if _normalise(rule) not in have:
+            # Inserted, so every ACCEPT stays ahead of the chain's MASQUERADE.
+            lines.append("-I" + rule[2:].replace(f" {request.chain} ", f" {request.chain} 1 ", 1))
+    if _normalise(masquerade) not in have:
+        lines.append(masquerade)
+    for addr in request.addresses:
+        if addr.version == family:
+            jump = jump_rule(request, addr)
+            if _normalise(jump) not in have:
+                lines.append(jump)
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def render_teardown(
+    current: NatTable, chain: str, sources: Sequence[IPInterface] = ()
+) -> str | None:
+    """Remove the POSTROUTING jumps to `chain` for `sources` (all jumps when empty), then the
+    chain once nothing jumps to it. None when there is nothing to remove."""
+    hosts = {f"{a.ip}/{a.max_prefixlen}" for a in sources}
+    jumps = current.jumps_to(chain)
+    doomed = [r for r in jumps if not hosts or _source(r) in hosts]
+    keep_chain = len(doomed) < len(jumps)
+    lines = ["*nat"] + ["-D" + rule[2:] for rule in doomed]
+    if chain in current.chains and not keep_chain:
+        lines += [f"-F {chain}", f"-X {chain}"]
+    if len(lines) == 1:
+        return None
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def _normalise(rule: str) -> tuple[str, ...]:
+    """Compare rules word by word after shell-style unquoting (iptables-save quotes its own way,
+    prints /32 on hosts and orders options its own way)."""
+    words = shlex.split(rule)
+    return tuple(sorted(words))
+
+
+def rules_missing(current: NatTable, request: MasqRequest, family: int) -> list[str]:
+    """The expected rules not installed, for CHECK."""
+    have = {_normalise(r) for r in current.rules}
+    expected = chain_rules(request, family)
+    expected += [jump_rule(request, a) for a in request.addresses if a.version == family]
+    return [rule for rule in expected if _normalise(rule) not in have]

@@ -1,0 +1,182 @@
+"""The request edge: (environment, stdin bytes) -> (stdout, stderr, exit code).
+
+Standard library only. VERSION, the about text and every argument, decoding or config error
+are answered here without loading a kernel library; valid requests go to the verbs.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cni_bridge_py import __version__
+from cni_bridge_py import version as versions
+from cni_bridge_py.errors import (
+    CniError,
+    DecodingFailure,
+    InternalError,
+    InvalidConfig,
+    InvalidEnvironment,
+)
+from cni_bridge_py.validate import id_problem, ifname_problem
+
+VERBS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
+# Which variables each verb needs (the Go skeleton's table; GC and STATUS only CNI_PATH).
+REQUIRED_ENV: dict[str, tuple[str, ...]] = {
+    "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "DEL": ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"),
+    "GC": ("CNI_PATH",),
+    "STATUS": ("CNI_PATH",),
+}
+# CNI_ARGS keys this plugin understands; others need IgnoreUnknown.
+KNOWN_ARGS = frozenset({"IgnoreUnknown", "IP", "MAC"})
+# Fault injection for the rollback tests: fail ADD/DEL at the named step.
+FAULT_ENV = "CNI_BRIDGE_PY_FAULT"
+
+
+@dataclass(frozen=True)
+class Request:
+    command: str
+    container_id: str
+    netns: str
+    ifname: str
+    args: Mapping[str, str]
+    path: tuple[str, ...]
+    stdin: bytes
+    # The decoded config object and its cniVersion.
+    config: Mapping[str, Any]
+    cni_version: str
+    # Test hook: the name of an ADD/DEL step to fail at (see verbs.steps), from FAULT_ENV.
+    fault: str = ""
+
+
+@dataclass(frozen=True)
+class Response:
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+
+
+# A handler runs one verb on a validated request and returns the stdout text.
+Handler = Callable[[Request], str]
+
+
+def about() -> str:
+    supported = ", ".join(versions.SUPPORTED_VERSIONS)
+    return f"CNI bridge plugin (cni-bridge-py) v{__version__}\nCNI protocol versions supported: {supported}\n"
+
+
+def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler | None = None) -> Response:
+    """Answer one plugin invocation. `dispatch` runs validated verbs (default: the real ones)."""
+    command = env.get("CNI_COMMAND", "")
+    if not command:
+        return Response(stderr=about())
+    if command == "VERSION":
+        return Response(stdout=versions.version_json())
+    error_version = _error_version(stdin)
+    try:
+        request = parse_request(env, stdin)
+        run = dispatch or _default_dispatch
+        return Response(stdout=run(request))
+    except CniError as exc:
+        return Response(stdout=exc.to_json(error_version) + "\n", exit_code=1)
+    except Exception as exc:
+        internal = InternalError(f"internal error: {type(exc).__name__}: {exc}", "see the plugin's stderr")
+        return Response(
+            stdout=internal.to_json(error_version) + "\n",
+            stderr=traceback.format_exc(),
+            exit_code=1,
+        )
+
+
+def _default_dispatch(request: Request) -> str:
+    # Imported here: the verbs pull in pyroute2, which VERSION and errors never need.
+    from cni_bridge_py.verbs import dispatch  # noqa: PLC0415
+
+    return dispatch(request)
+
+
+def _error_version(stdin: bytes) -> str:
+    """Errors are printed in the config's version when it is one we speak."""
+    try:
+        found = json.loads(stdin).get("cniVersion")
+    except (ValueError, AttributeError, RecursionError):
+        return versions.CURRENT_VERSION
+    return found if found in versions.SUPPORTED_VERSIONS else versions.CURRENT_VERSION
+
+
+def parse_request(env: Mapping[str, str], stdin: bytes) -> Request:
+    command = env.get("CNI_COMMAND", "")
+    if command not in VERBS:
+        raise InvalidEnvironment(
+            f"unknown CNI_COMMAND {command!r}", "expected one of " + ", ".join(VERBS)
+        )
+    missing = [name for name in REQUIRED_ENV[command] if not env.get(name)]
+    if missing:
+        raise InvalidEnvironment(f"required env variables [{','.join(missing)}] missing")
+    container_id = env.get("CNI_CONTAINERID", "")
+    ifname = env.get("CNI_IFNAME", "")
+    if "CNI_CONTAINERID" in REQUIRED_ENV[command] and (why := id_problem(container_id)):
+        raise InvalidEnvironment(f"invalid CNI_CONTAINERID {container_id!r}: {why}")
+    if "CNI_IFNAME" in REQUIRED_ENV[command] and (why := ifname_problem(ifname)):
+        raise InvalidEnvironment(f"invalid CNI_IFNAME {ifname!r}: {why}")
+    config = decode_config(stdin)
+    cni_version = str(config.get("cniVersion") or versions.IMPLICIT_VERSION)
+    versions.require_supported(cni_version)
+    versions.require_verb_allowed(command, cni_version)
+    return Request(
+        command=command,
+        container_id=container_id,
+        netns=env.get("CNI_NETNS", ""),
+        ifname=ifname,
+        args=parse_cni_args(env.get("CNI_ARGS", "")),
+        path=tuple(p for p in env.get("CNI_PATH", "").split(":") if p),
+        stdin=stdin,
+        config=config,
+        cni_version=cni_version,
+        fault=env.get(FAULT_ENV, ""),
+    )
+
+
+def decode_config(stdin: bytes) -> dict[str, Any]:
+    try:
+        config = json.loads(stdin)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise DecodingFailure(
+            "error decoding the network config on stdin", f"not valid JSON: {exc}"
+        ) from exc
+    if not isinstance(config, dict):
+        raise DecodingFailure(
+            "error decoding the network config on stdin",
+            f"expected a JSON object, got {type(config).__name__}",
+        )
+    name = config.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidConfig('invalid network config: "name" is missing or empty')
+    if why := id_problem(name):
+        raise InvalidConfig(f'invalid network config: "name" {name!r} is not valid: {why}')
+    cni_version = config.get("cniVersion", versions.IMPLICIT_VERSION)
+    if not isinstance(cni_version, str):
+        raise InvalidConfig('invalid network config: "cniVersion" must be a string')
+    return config
+
+
+def parse_cni_args(text: str) -> dict[str, str]:
+    """'K=V;K2=V2' -> dict; unknown keys are an error unless IgnoreUnknown=1|true."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, text.split(";")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidEnvironment(f"invalid CNI_ARGS pair {item!r}", "expected K=V;K2=V2")
+        pairs[key] = value
+    ignore_unknown = pairs.get("IgnoreUnknown", "").lower() in ("1", "true")
+    unknown = sorted(k for k in pairs if k not in KNOWN_ARGS)
+    if unknown and not ignore_unknown:
+        raise InvalidEnvironment(
+            f"ARGS: unknown args {unknown}", "add IgnoreUnknown=1 to CNI_ARGS to ignore them"
+        )
+    return pairs

@@ -1,0 +1,66 @@
+"""Writes the launcher a runtime executes: `python -m cni_bridge_py.install --bin-dir DIR`.
+
+Runtimes run plugins with a minimal environment (no venv activated, a bare PATH), so the
+launcher names this interpreter by absolute path and runs it isolated (-I: no PYTHON*
+variables, no user site). It works under any name, e.g. a `bridge` symlink for a drop-in swap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import os
+import sys
+from pathlib import Path
+
+import cni_bridge_py
+
+EXECUTABLES = ("cni-bridge-py",)
+
+
+def launcher_text(python: str) -> str:
+    return (
+        f"#!{python} -I\n"
+        "# Installed by cni-bridge-py (make install). Runs the CNI plugin with this interpreter.\n"
+        "import sys\n"
+        "from cni_bridge_py.cli import main\n"
+        "sys.exit(main())\n"
+    )
+
+
+def install(
+    bin_dir: Path, python: str = sys.executable, aliases: tuple[str, ...] = ()
+) -> list[Path]:
+    """Write the launchers (and alias symlinks); returns every path written."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name in EXECUTABLES:
+        path = bin_dir / name
+        tmp = bin_dir / f".{name}.tmp"
+        tmp.write_text(launcher_text(python))
+        tmp.chmod(0o755)
+        tmp.replace(path)  # atomic: a runtime never executes a half-written launcher
+        written.append(path)
+    for alias in aliases:
+        link = bin_dir / alias
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(EXECUTABLES[0])
+        written.append(link)
+    # Start-up speed: the package's bytecode, compiled once here, not at each run.
+    compileall.compile_dir(os.path.dirname(cni_bridge_py.__file__), quiet=1)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bin-dir", required=True, type=Path)
+    parser.add_argument("--alias", action="append", default=[], help="extra name, e.g. bridge")
+    args = parser.parse_args(argv)
+    for path in install(args.bin_dir, aliases=tuple(args.alias)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""host-local IPAM: pure range arithmetic and allocation, plus the on-disk store."""

@@ -1,0 +1,38 @@
+"""Name rules shared by the environment and the config (the Go skeleton's rules)."""
+
+from __future__ import annotations
+
+import re
+
+# Container IDs and network names (cni pkg/utils). \Z, not $: Python's $ also matches
+# before a trailing newline, which Go's regexp does not.
+_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z")
+MAX_IFNAME_LEN = 15  # IFNAMSIZ - 1
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` is not a valid container ID or network name, or None."""
+    if not value:
+        return "it is empty"
+    if not _ID_RE.match(value):
+        return (
+            "it must start with a letter or digit"
+            " and contain only letters, digits, '_', '.' and '-'"
+        )
+    return None
+
+
+def ifname_problem(value: str) -> str | None:
+    """Why `value` is not a valid Linux interface name, or None."""
+    if not value:
+        return "it is empty"
+    # The kernel (and Go's len) count bytes, not characters; surrogateescape gives back the
+    # bytes of a name os.environ could not decode.
+    if len(value.encode(errors="surrogateescape")) > MAX_IFNAME_LEN:
+        return f"it is longer than {MAX_IFNAME_LEN} bytes"
+    if value in (".", ".."):
+        return "it is '.' or '..'"
+    for char in value:
+        if char in "/:" or char.isspace():
+            return f"it contains {char!r}"
+    return None

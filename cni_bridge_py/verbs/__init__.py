@@ -1,0 +1,38 @@
+"""The verbs: ADD, DEL, CHECK (and later GC, STATUS), each orchestrating the ports."""
+
+from __future__ import annotations
+
+from cni_bridge_py import config
+from cni_bridge_py.errors import IOFailure
+from cni_bridge_py.front import Request
+from cni_bridge_py.ports import Ports
+
+
+def dispatch(request: Request) -> str:
+    """Run one validated request on the real kernel; returns stdout."""
+    from cni_bridge_py.verbs.system import system_ports  # noqa: PLC0415 - loads pyroute2
+
+    conf = config.parse(request.config, request.cni_version, request.args)
+    with system_ports(request) as ports:
+        return run(request, conf, ports)
+
+
+def run(request: Request, conf: config.NetConf, ports: Ports) -> str:
+    from cni_bridge_py.verbs import add, check, delete  # noqa: PLC0415
+
+    if request.command == "ADD":
+        return add.add(request, conf, ports).to_json(conf.cni_version)
+    if request.command == "DEL":
+        delete.delete(request, conf, ports)
+        return ""
+    if request.command == "CHECK":
+        check.check(request, conf, ports)
+        return ""
+    # GC and STATUS: nothing to collect or report yet; succeed as the reference does.
+    return ""
+
+
+def fault_point(request: Request, step: str) -> None:
+    """The rollback tests' hook: fail right after `step` when asked to."""
+    if request.fault == step:
+        raise IOFailure(f"injected fault after step {step!r}", "test hook CNI_BRIDGE_PY_FAULT")

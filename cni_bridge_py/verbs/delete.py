@@ -1,0 +1,83 @@
+"""DEL: idempotent and complete, whatever is already gone.
+
+The container's interface (when its namespace still exists), its reservation and its
+masquerade chain are removed. The chain's name comes from the network and container ID
+alone, so it is found even when the namespace is gone or CNI_NETNS is empty (the reference
+leaks it then). The bridge and its address are shared and never touched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from cni_bridge_py.config import NetConf
+from cni_bridge_py.front import Request
+from cni_bridge_py.ipam import allocator
+from cni_bridge_py.ipam.allocator import Attachment
+from cni_bridge_py.netaddr import IPAddress, IPInterface
+from cni_bridge_py.ports import Ports
+from cni_bridge_py.verbs import fault_point
+
+
+def delete(request: Request, conf: NetConf, ports: Ports) -> None:
+    addresses = _remove_container_interface(request, ports)
+    fault_point(request, "del-link")
+    released = _release(request, conf, ports)
+    fault_point(request, "del-ipam")
+    if conf.ip_masq:
+        _remove_masquerade(request, conf, ports, addresses, released)
+
+
+def _remove_container_interface(request: Request, ports: Ports) -> list[IPInterface]:
+    """Deleting the container end deletes its host peer too; returns the addresses it had."""
+    if not request.netns or not ports.netns_exists(request.netns):
+        return []
+    # Also refuses the plugin's own namespace: DEL there would remove a host interface.
+    ports.check_netns(request.netns)
+    with ports.open_netns(request.netns) as container:
+        link = container.link(request.ifname)
+        if link is None or link.kind != "veth":
+            # Not ours to remove: we only ever put a veth there.
+            return []
+        addresses = [a for a in container.addresses(link.index) if not a.ip.is_link_local]
+        container.delete_link(link.index, f"{request.ifname} in {request.netns}")
+        return addresses
+
+
+def _release(request: Request, conf: NetConf, ports: Ports) -> list[IPInterface]:
+    if conf.ipam is None or conf.ipam.host_local is None:
+        return []
+    hl = conf.ipam.host_local
+    store = ports.open_store(hl.data_dir, conf.name)
+    released = allocator.release(store, Attachment(request.container_id, request.ifname))
+    out: list[IPInterface] = []
+    for addr in released:
+        for range_set in hl.range_sets:
+            r = range_set.range_for(addr)
+            if r is not None:
+                out.append(_interface(addr, r.subnet.prefixlen))
+                break
+        else:
+            out.append(_interface(addr, addr.max_prefixlen))
+    return out
+
+
+def _interface(addr: IPAddress, prefix: int) -> IPInterface:
+    return ipaddress.ip_interface(f"{addr}/{prefix}")
+
+
+def _remove_masquerade(
+    request: Request,
+    conf: NetConf,
+    ports: Ports,
+    addresses: list[IPInterface],
+    released: list[IPInterface],
+) -> None:
+    backend = ports.masq()
+    if backend is None:
+        return
+    sources = {a.ip: a for a in [*addresses, *released]}
+    if conf.prev_result is not None:
+        sources.update({ip.address.ip: ip.address for ip in conf.prev_result.ips})
+    # Unknown addresses (no netns, no reservation): drop every jump of this container's chain.
+    backend.teardown(conf.name, request.container_id, tuple(sources.values()))

@@ -1,0 +1,37 @@
+"""The real ports: pyroute2 sessions, /proc/sys, the disk store and the host's firewall."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cni_bridge_py.firewall.backend import default_backend
+from cni_bridge_py.front import Request
+from cni_bridge_py.ipam.disk import DiskStore
+from cni_bridge_py.kernel import netlink
+from cni_bridge_py.kernel.netns import check_netns, netns_exists
+from cni_bridge_py.kernel.sysctl import ProcSysctl
+from cni_bridge_py.ports import Links, Ports
+
+
+@contextmanager
+def _open_netns(path: str) -> Iterator[Links]:
+    with netlink.netns_session(path) as session:
+        yield session
+
+
+@contextmanager
+def system_ports(request: Request) -> Iterator[Ports]:
+    path_env = ":".join(request.path) + ":/usr/sbin:/usr/bin:/sbin:/bin"
+    with netlink.host_session() as host:
+        yield Ports(
+            host=host,
+            open_netns=_open_netns,
+            sysctl=ProcSysctl(),
+            open_store=DiskStore,
+            masq=lambda: default_backend(path_env),
+            netns_exists=netns_exists,
+            check_netns=check_netns,
+            random_suffix=lambda: secrets.token_hex(4),
+        )

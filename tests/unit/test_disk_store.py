@@ -1,0 +1,261 @@
+"""The on-disk store: byte-compatible with host-local's files, O_EXCL claims, flock, no symlinks."""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cni_bridge_py.errors import CniError, IOFailure, TryAgainLater
+from cni_bridge_py.ipam import allocator
+from cni_bridge_py.ipam.allocator import Attachment
+from cni_bridge_py.ipam.disk import DEFAULT_DATA_DIR, DiskStore
+from cni_bridge_py.ipam.ranges import Range, RangeSet
+
+ip = ipaddress.ip_address
+REFERENCE = Path("/work/shared/reference/direct")
+MYNET = RangeSet.build([Range.build(ipaddress.ip_network("10.188.0.0/24"))])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DiskStore:
+    return DiskStore(str(tmp_path), "mynet", lock_timeout=0.2)
+
+
+def listing(directory: Path) -> str:
+    """The reference's snapshot format: ./name<TAB>repr(bytes), sorted, one per line."""
+    return "".join(
+        f"./{p.name}\t{p.read_bytes()!r}\n" for p in sorted(directory.iterdir(), key=lambda p: p.name)
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_default_data_dir() -> None:
+    assert DEFAULT_DATA_DIR == "/var/lib/cni/networks"
+
+
+def test_directory_is_created(tmp_path: Path) -> None:
+    DiskStore(str(tmp_path / "a" / "b"), "mynet")
+    directory = tmp_path / "a" / "b" / "mynet"
+    assert directory.is_dir()
+    assert mode(directory) & ~0o755 == 0
+
+
+def test_directory_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(IOFailure) as info:
+        DiskStore(str(tmp_path / "file"), "mynet")
+    assert info.value.code == 5
+
+
+def test_reserve_writes_host_local_files(store: DiskStore, tmp_path: Path) -> None:
+    assert store.reserve("cnih-red", "eth0", ip("10.188.0.2"), 0)
+    directory = tmp_path / "mynet"
+    assert (directory / "10.188.0.2").read_bytes() == b"cnih-red\r\neth0"
+    assert (directory / "last_reserved_ip.0").read_bytes() == b"10.188.0.2"
+    assert mode(directory / "10.188.0.2") == 0o600
+    assert mode(directory / "last_reserved_ip.0") == 0o600
+
+
+def test_container_id_is_trimmed(store: DiskStore, tmp_path: Path) -> None:
+    store.reserve(" red \n", "eth0", ip("10.188.0.2"), 0)
+    assert (tmp_path / "mynet" / "10.188.0.2").read_bytes() == b"red\r\neth0"
+
+
+def test_ipv6_file_names_are_canonical(store: DiskStore, tmp_path: Path) -> None:
+    store.reserve("red", "eth0", ip("2001:0DB8:0000:0000:0000:0000:0000:0005"), 3)
+    assert (tmp_path / "mynet" / "2001:db8::5").read_bytes() == b"red\r\neth0"
+    assert (tmp_path / "mynet" / "last_reserved_ip.3").read_bytes() == b"2001:db8::5"
+    assert store.last_reserved(3) == ip("2001:db8::5")
+
+
+def test_reserve_is_exclusive(store: DiskStore, tmp_path: Path) -> None:
+    assert store.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    assert not store.reserve("blue", "eth0", ip("10.188.0.2"), 0)
+    assert not store.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    assert (tmp_path / "mynet" / "10.188.0.2").read_bytes() == b"red\r\neth0"
+
+
+def test_last_reserved_is_overwritten_per_range_set(store: DiskStore) -> None:
+    assert store.last_reserved(0) is None
+    store.reserve("a", "eth0", ip("10.188.0.9"), 0)
+    store.reserve("b", "eth0", ip("10.188.0.3"), 0)
+    store.reserve("c", "eth0", ip("10.189.0.3"), 1)
+    assert store.last_reserved(0) == ip("10.188.0.3")
+    assert store.last_reserved(1) == ip("10.189.0.3")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"10.188.0"])
+def test_damaged_last_reserved_is_ignored(store: DiskStore, tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "mynet" / "last_reserved_ip.0").write_bytes(content)
+    assert store.last_reserved(0) is None
+
+
+def test_last_reserved_tolerates_a_newline(store: DiskStore, tmp_path: Path) -> None:
+    (tmp_path / "mynet" / "last_reserved_ip.0").write_bytes(b"10.188.0.7\n")
+    assert store.last_reserved(0) == ip("10.188.0.7")
+
+
+def test_owned_by_and_release(store: DiskStore, tmp_path: Path) -> None:
+    store.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    store.reserve("red", "net1", ip("10.188.0.3"), 0)
+    store.reserve("blue", "eth0", ip("10.188.0.4"), 0)
+    assert store.owned_by("red", "eth0") == [ip("10.188.0.2")]
+    assert store.release("red", "eth0") == [ip("10.188.0.2")]
+    assert sorted(p.name for p in (tmp_path / "mynet").iterdir()) == [
+        "10.188.0.3",
+        "10.188.0.4",
+        "last_reserved_ip.0",
+    ]
+    assert store.release("red", "eth0") == []
+    assert store.release("nobody", "eth0") == []
+
+
+def test_owner_content_is_trimmed_like_host_local(store: DiskStore, tmp_path: Path) -> None:
+    (tmp_path / "mynet" / "10.188.0.9").write_bytes(b"red\r\neth0\n")
+    assert store.owned_by("red", "eth0") == [ip("10.188.0.9")]
+    assert store.release("red", "eth0") == [ip("10.188.0.9")]
+
+
+def test_legacy_id_only_files(store: DiskStore, tmp_path: Path) -> None:
+    directory = tmp_path / "mynet"
+    (directory / "10.188.0.7").write_bytes(b"red")
+    # owned_by (the duplicate check, CHECK) sees legacy files...
+    assert store.owned_by("red", "eth0") == [ip("10.188.0.7")]
+    # ...and release falls back to them when no current-format file matches.
+    assert store.release("red", "eth0") == [ip("10.188.0.7")]
+    assert not (directory / "10.188.0.7").exists()
+
+
+def test_legacy_files_are_kept_when_a_current_file_matches(store: DiskStore, tmp_path: Path) -> None:
+    directory = tmp_path / "mynet"
+    (directory / "10.188.0.7").write_bytes(b"red")
+    store.reserve("red", "eth0", ip("10.188.0.8"), 0)
+    assert store.release("red", "eth0") == [ip("10.188.0.8")]
+    assert (directory / "10.188.0.7").exists()
+
+
+def test_legacy_file_blocks_a_duplicate_allocation(store: DiskStore, tmp_path: Path) -> None:
+    (tmp_path / "mynet" / "10.188.0.7").write_bytes(b"red")
+    with pytest.raises(CniError, match="10.188.0.7 has been allocated to red"):
+        allocator.allocate(store, [MYNET], Attachment("red", "eth0"))
+
+
+def test_odd_entries_are_ignored(store: DiskStore, tmp_path: Path) -> None:
+    directory = tmp_path / "mynet"
+    (directory / "notes.txt").write_bytes(b"red\r\neth0")
+    (directory / "10.188.0.20").mkdir()
+    (directory / "lock").write_bytes(b"red\r\neth0")
+    (directory / "last_reserved_ip.0").write_bytes(b"red\r\neth0")
+    assert store.owned_by("red", "eth0") == []
+    assert store.release("red", "eth0") == []
+    assert (directory / "notes.txt").exists()
+
+
+def test_symlinks_are_not_followed(store: DiskStore, tmp_path: Path) -> None:
+    directory = tmp_path / "mynet"
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"red\r\neth0")
+    (directory / "10.188.0.5").symlink_to(target)
+    assert store.owned_by("red", "eth0") == []
+    assert store.release("red", "eth0") == []
+    assert target.read_bytes() == b"red\r\neth0"
+    assert (directory / "10.188.0.5").is_symlink()
+
+
+def test_reserve_does_not_write_through_a_symlink(store: DiskStore, tmp_path: Path) -> None:
+    target = tmp_path / "victim"
+    (tmp_path / "mynet" / "10.188.0.5").symlink_to(target)
+    assert not store.reserve("red", "eth0", ip("10.188.0.5"), 0)
+    assert not target.exists()
+
+
+def test_last_reserved_symlink_is_neither_read_nor_written(store: DiskStore, tmp_path: Path) -> None:
+    directory = tmp_path / "mynet"
+    target = tmp_path / "victim"
+    target.write_bytes(b"10.188.0.77")
+    (directory / "last_reserved_ip.0").symlink_to(target)
+    assert store.last_reserved(0) is None
+    with pytest.raises(IOFailure):
+        store.reserve("red", "eth0", ip("10.188.0.5"), 0)
+    assert target.read_bytes() == b"10.188.0.77"
+    assert not (directory / "10.188.0.5").exists()  # the claim was rolled back
+
+
+def test_lock_file(store: DiskStore, tmp_path: Path) -> None:
+    with store.lock():
+        lock = tmp_path / "mynet" / "lock"
+        assert lock.is_file() and lock.read_bytes() == b""
+        assert mode(lock) & ~0o750 == 0
+    with store.lock():  # released on exit
+        pass
+
+
+def test_lock_symlink_is_refused(store: DiskStore, tmp_path: Path) -> None:
+    (tmp_path / "mynet" / "lock").symlink_to(tmp_path / "victim")
+    with pytest.raises(IOFailure), store.lock():
+        pass
+    assert not (tmp_path / "victim").exists()
+
+
+def test_lock_timeout_is_try_again_later(store: DiskStore, tmp_path: Path) -> None:
+    with store.lock():
+        pass
+    fd = os.open(tmp_path / "mynet" / "lock", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(TryAgainLater) as info, store.lock():
+            pass
+        assert info.value.code == 11
+        with pytest.raises(TryAgainLater):
+            allocator.allocate(store, [MYNET], Attachment("red", "eth0"))
+    finally:
+        os.close(fd)
+    with store.lock():
+        pass
+
+
+def test_lock_is_exclusive_between_stores(tmp_path: Path) -> None:
+    one = DiskStore(str(tmp_path), "mynet", lock_timeout=0.1)
+    two = DiskStore(str(tmp_path), "mynet", lock_timeout=0.1)
+    with one.lock(), pytest.raises(TryAgainLater), two.lock():
+        pass
+
+
+def test_networks_are_separate(tmp_path: Path) -> None:
+    a = DiskStore(str(tmp_path), "net-a")
+    b = DiskStore(str(tmp_path), "net-b")
+    a.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    assert b.owned_by("red", "eth0") == []
+    assert b.reserve("red", "eth0", ip("10.188.0.2"), 0)
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference outputs not available")
+def test_replays_the_reference_run(tmp_path: Path) -> None:
+    """add red, add blue, del red, del blue, add green, del green: the same files as host-local."""
+    store = DiskStore(str(tmp_path), "mynet")
+    directory = tmp_path / "mynet"
+
+    def expect(state: str) -> None:
+        assert listing(directory) == (REFERENCE / state / "var-lib-cni-networks.txt").read_text()
+
+    red, blue, green = (Attachment(f"cnih-{c}", "eth0") for c in ("red", "blue", "green"))
+    assert str(allocator.allocate(store, [MYNET], red)[0].address) == "10.188.0.2/24"
+    expect("state-1-after-add-red")
+    assert str(allocator.allocate(store, [MYNET], blue)[0].address) == "10.188.0.3/24"
+    expect("state-2-after-add-blue")
+    allocator.release(store, red)
+    allocator.release(store, red)  # DEL is idempotent
+    expect("state-3-after-del-red")
+    allocator.release(store, blue)
+    expect("state-4-after-del-blue")
+    assert str(allocator.allocate(store, [MYNET], green)[0].address) == "10.188.0.4/24"
+    allocator.release(store, green)
+    expect("state-7-after-del-green-netns-gone")

@@ -1,0 +1,86 @@
+"""Spec versions: the VERSION answer, what each config version allows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cni_bridge_py import version as versions
+from cni_bridge_py.errors import IncompatibleVersion
+
+REFERENCE = Path("/work/shared/reference/direct")
+
+ALL = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+
+
+def test_version_json_is_byte_exact() -> None:
+    assert versions.version_json() == (
+        '{"cniVersion":"1.1.0","supportedVersions":'
+        '["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}\n'
+    )
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference outputs not available")
+def test_version_json_has_the_reference_layout() -> None:
+    # The reference binary is older (it stops at 1.0.0); the layout is the same.
+    ref = (REFERENCE / "version.stdout").read_text()
+    ours = versions.version_json()
+    assert ours.endswith("}\n") and ref.endswith("}\n")
+    assert list(json.loads(ours)) == list(json.loads(ref))
+    assert " " not in ours and " " not in ref
+
+
+def test_supported_versions() -> None:
+    assert versions.SUPPORTED_VERSIONS == ALL
+    assert versions.CURRENT_VERSION == "1.1.0"
+    assert versions.IMPLICIT_VERSION == "0.1.0"
+    for v in ALL:
+        versions.require_supported(v)
+
+
+@pytest.mark.parametrize("bad", ["9.9.9", "1.0", "", "v1.0.0", "0.5.0"])
+def test_unsupported_version_is_code_1_listing_versions(bad: str) -> None:
+    with pytest.raises(IncompatibleVersion) as info:
+        versions.require_supported(bad)
+    assert info.value.code == 1
+    assert info.value.msg == "incompatible CNI versions"
+    assert info.value.details == (
+        f'config is "{bad}", plugin supports '
+        '["0.1.0" "0.2.0" "0.3.0" "0.3.1" "0.4.0" "1.0.0" "1.1.0"]'
+    )
+
+
+def test_parse_and_compare() -> None:
+    assert versions.parse("0.3.1") == (0, 3, 1)
+    assert versions.at_least("0.10.0", "0.4.0")
+    assert versions.at_least("1.0.0", "1.0.0")
+    assert not versions.at_least("0.3.1", "0.4.0")
+    for bad in ("1.0", "a.b.c", "1.0.0.0", ""):
+        with pytest.raises(ValueError):
+            versions.parse(bad)
+
+
+@pytest.mark.parametrize("v", ALL)
+def test_add_and_del_allowed_everywhere(v: str) -> None:
+    versions.require_verb_allowed("ADD", v)
+    versions.require_verb_allowed("DEL", v)
+
+
+@pytest.mark.parametrize(
+    ("verb", "too_old", "old_enough"),
+    [
+        ("CHECK", ["0.1.0", "0.2.0", "0.3.0", "0.3.1"], ["0.4.0", "1.0.0", "1.1.0"]),
+        ("GC", ["0.4.0", "1.0.0"], ["1.1.0"]),
+        ("STATUS", ["0.3.1", "1.0.0"], ["1.1.0"]),
+    ],
+)
+def test_verb_minimum_versions(verb: str, too_old: list[str], old_enough: list[str]) -> None:
+    for v in too_old:
+        with pytest.raises(IncompatibleVersion) as info:
+            versions.require_verb_allowed(verb, v)
+        assert info.value.code == 1
+        assert info.value.msg == f"config version does not allow {verb}"
+    for v in old_enough:
+        versions.require_verb_allowed(verb, v)
