@@ -121,9 +121,13 @@ class _Fields:
 
 
 def _kind_name(kind: type) -> str:
-    return {bool: "a boolean", int: "an integer", str: "a string", list: "a list", dict: "an object"}[
-        kind
-    ]
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }[kind]
 
 
 def _json_kind(value: object) -> str:
@@ -169,7 +173,7 @@ def parse(
         promisc_mode=promisc,
         dns=_dns(dns_fields) if dns_fields else DNS(),
         ipam=_ipam(top.obj("ipam")),
-        prev_result=_prev_result(data.get("prevResult"), problems),
+        prev_result=_prev_result(data.get("prevResult"), cni_version, problems),
         runtime_mac=_mac(args.get("MAC", ""), problems),
         requested_ips=_requested_ips(args.get("IP", ""), problems),
     )
@@ -177,7 +181,8 @@ def parse(
         raise InvalidConfig(
             f"invalid network config: {problems[0]}"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-            "; ".join(problems),
+            # The full list only when the message could not hold it.
+            "; ".join(problems) if len(problems) > 1 else "",
         )
     return conf
 
@@ -186,7 +191,9 @@ def _mac(text: str, problems: list[str]) -> str:
     if not text:
         return ""
     parts = text.split(":")
-    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+    if len(parts) != 6 or not all(
+        len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts
+    ):
         problems.append(f"CNI_ARGS MAC={text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
         return ""
     return text.lower()
@@ -212,14 +219,15 @@ def _dns(fields: _Fields) -> DNS:
     )
 
 
-def _prev_result(value: object, problems: list[str]) -> Result | None:
+def _prev_result(value: object, cni_version: str, problems: list[str]) -> Result | None:
     if value is None:
         return None
     if not isinstance(value, dict):
         problems.append('"prevResult": expected an object')
         return None
     try:
-        return results.from_dict(value)
+        # A prevResult without cniVersion has the config's version (libcni's ParsePrevResult).
+        return results.from_dict(value, default_version=cni_version)
     except CniError as exc:
         problems.append(f'"prevResult": {exc}')
         return None
@@ -230,10 +238,12 @@ def _ipam(fields: _Fields | None) -> IpamConf | None:
         return None
     ipam_type = fields.get("type", str, "")
     if not ipam_type:
-        fields.problem("type", "missing: name an IPAM plugin (e.g. \"host-local\"), or drop \"ipam\" for L2 mode")
+        fields.problem(
+            "type", 'missing: name an IPAM plugin (e.g. "host-local"), or drop "ipam" for L2 mode'
+        )
         return None
     if ipam_type != HOST_LOCAL:
-        fields.problem("type", f"{ipam_type!r} is not supported yet; use \"host-local\"")
+        fields.problem("type", f'{ipam_type!r} is not supported yet; use "host-local"')
         return None
     return IpamConf(ipam_type, _host_local(fields))
 
@@ -285,9 +295,16 @@ def _range(fields: _Fields) -> Range | None:
     try:
         subnet = parse_network(subnet_text)
     except ValueError as exc:
-        fields.problem("subnet", f"{exc}" if "host bits" not in str(exc) else f"{subnet_text} has host bits set")
+        fields.problem(
+            "subnet",
+            f"{exc}" if "host bits" not in str(exc) else f"{subnet_text} has host bits set",
+        )
         return None
-    start, end, gateway = fields.address("rangeStart"), fields.address("rangeEnd"), fields.address("gateway")
+    start, end, gateway = (
+        fields.address("rangeStart"),
+        fields.address("rangeEnd"),
+        fields.address("gateway"),
+    )
     try:
         return Range.build(subnet, start, end, gateway)
     except RangeError as exc:

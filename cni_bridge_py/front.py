@@ -67,7 +67,10 @@ Handler = Callable[[Request], str]
 
 def about() -> str:
     supported = ", ".join(versions.SUPPORTED_VERSIONS)
-    return f"CNI bridge plugin (cni-bridge-py) v{__version__}\nCNI protocol versions supported: {supported}\n"
+    return (
+        f"CNI bridge plugin (cni-bridge-py) v{__version__}\n"
+        f"CNI protocol versions supported: {supported}\n"
+    )
 
 
 def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler | None = None) -> Response:
@@ -85,7 +88,9 @@ def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler | None = None
     except CniError as exc:
         return Response(stdout=exc.to_json(error_version) + "\n", exit_code=1)
     except Exception as exc:
-        internal = InternalError(f"internal error: {type(exc).__name__}: {exc}", "see the plugin's stderr")
+        internal = InternalError(
+            f"internal error: {type(exc).__name__}: {exc}", "see the plugin's stderr"
+        )
         return Response(
             stdout=internal.to_json(error_version) + "\n",
             stderr=traceback.format_exc(),

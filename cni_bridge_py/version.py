@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from cni_bridge_py.errors import IncompatibleVersion
 
-SUPPORTED_VERSIONS: tuple[str, ...] = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+SUPPORTED_VERSIONS: tuple[str, ...] = (
+    "0.1.0",
+    "0.2.0",
+    "0.3.0",
+    "0.3.1",
+    "0.4.0",
+    "1.0.0",
+    "1.1.0",
+)
 CURRENT_VERSION = "1.1.0"
 # The spec: a config without cniVersion is 0.1.0.
 IMPLICIT_VERSION = "0.1.0"

@@ -100,10 +100,10 @@ say "DEL both, then show that nothing is left"
 cnitool del mynet "/var/run/netns/$RED"
 cnitool del mynet "/var/run/netns/$BLUE"
 show ip -n "$RED" -br link
-show ip -n "$HOST" -br link show type veth
+show ip -n "$HOST" -br link show master v-net-0
 show ip netns exec "$HOST" iptables -t nat -S
 show ls -A "$work/networks/mynet"
-leftover=$( (ip -n "$HOST" -br link show type veth; ip netns exec "$HOST" iptables -t nat -S | grep CNI- ;
+leftover=$( (ip -n "$HOST" -br link show master v-net-0; ip netns exec "$HOST" iptables -t nat -S | grep CNI- ;
             ls "$work/networks/mynet" | grep -v -e '^lock$' -e '^last_reserved_ip' ; ls "$work/cache/results" 2>/dev/null) || true)
 if [ -n "$leftover" ]; then
     echo "LEFT BEHIND:"; echo "$leftover"; exit 1

@@ -35,7 +35,8 @@ def allocate_one(
                 raise InvalidEnvironment(
                     f"{owned} has been allocated to {who.container_id}, "
                     "duplicate allocation is not allowed",
-                    f"delete the attachment ({who.container_id}, {who.ifname}) before adding it again",
+                    f"delete the attachment ({who.container_id}, {who.ifname})"
+                    " before adding it again",
                 )
         for addr, r in range_set.candidates(store.last_reserved(range_id)):
             if store.reserve(who.container_id, who.ifname, addr, range_id):

@@ -63,7 +63,7 @@ class DiskStore:
                 if time.monotonic() >= deadline:
                     raise TryAgainLater(
                         f"the IPAM lock {path} is held by another process",
-                        f"waited {self.lock_timeout:.0f}s; retry the request",
+                        f"waited {self.lock_timeout:g}s; retry the request",
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -71,7 +71,9 @@ class DiskStore:
     def reserve(self, container_id: str, ifname: str, addr: IPAddress, range_id: int) -> bool:
         path = os.path.join(self.directory, str(addr))
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = os.open(
+                path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
         except FileExistsError:
             return False
         except OSError as exc:
@@ -90,7 +92,9 @@ class DiskStore:
 
     def _write_last_reserved(self, range_id: int, addr: IPAddress) -> None:
         path = os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{range_id}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
         try:
             os.write(fd, str(addr).encode())
         finally:

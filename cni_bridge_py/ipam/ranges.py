@@ -31,10 +31,14 @@ class Range:
         """Fill host-local's defaults and validate: start/end inside the subnet, start <= end."""
         host_bits = subnet.max_prefixlen - subnet.prefixlen
         if host_bits < 2:
-            raise RangeError(f"network {subnet} too small to allocate from (needs at least 2 host bits)")
+            raise RangeError(
+                f"network {subnet} too small to allocate from (needs at least 2 host bits)"
+            )
         first_host = subnet.network_address + 1
         # IPv4 keeps the broadcast address out; IPv6 has none (host-local uses the last address).
-        last_host = subnet.broadcast_address - 1 if subnet.version == 4 else subnet.broadcast_address
+        last_host = (
+            subnet.broadcast_address - 1 if subnet.version == 4 else subnet.broadcast_address
+        )
         start = range_start if range_start is not None else first_host
         end = range_end if range_end is not None else last_host
         gw = gateway if gateway is not None else first_host
@@ -47,8 +51,7 @@ class Range:
 
     def contains(self, addr: IPAddress) -> bool:
         return (
-            addr.version == self.subnet.version
-            and self.range_start <= addr <= self.range_end  # type: ignore[operator]
+            addr.version == self.subnet.version and self.range_start <= addr <= self.range_end  # type: ignore[operator]
         )
 
     def overlaps(self, other: Range) -> bool:

@@ -24,6 +24,8 @@ from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
 AF_INET, AF_INET6 = 2, 10
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
+# The reference's routes (vishvananda/netlink's default); pyroute2 would send "static".
+RTPROT_BOOT = 3
 BRPORT_MODE_HAIRPIN = 1
 
 
@@ -216,7 +218,7 @@ class NetlinkSession:
 
     # ---- routes ----
     def add_route(self, dst: IPNetwork, gateway: IPAddress | None, index: int, what: str) -> None:
-        kwargs: dict[str, Any] = {"dst": str(dst), "oif": index}
+        kwargs: dict[str, Any] = {"dst": str(dst), "oif": index, "proto": RTPROT_BOOT}
         if gateway is not None:
             kwargs["gateway"] = str(gateway)
         try:

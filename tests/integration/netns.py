@@ -37,6 +37,10 @@ class Namespace:
     def path(self) -> str:
         return f"/var/run/netns/{self.name}"
 
+    def delete(self) -> None:
+        """Delete it now, as a runtime does before a late DEL (the factory's cleanup copes)."""
+        sh("ip", "netns", "del", self.name)
+
     def exec(self, *args: str, check: bool = True) -> str:
         return sh("ip", "netns", "exec", self.name, *args, check=check)
 
@@ -65,9 +69,35 @@ class Namespace:
     def routes(self, family: str = "-4") -> list[dict[str, Any]]:
         return self.ip_json(family, "route", "show")
 
-    def nat_rules(self) -> list[str]:
-        out = self.exec("iptables", "-t", "nat", "-S")
+    def nat_rules(self, tool: str = "iptables") -> list[str]:
+        out = self.exec(tool, "-t", "nat", "-S")
         return [line for line in out.splitlines() if "CNI-" in line]
+
+    def link_names(self) -> list[str]:
+        return sorted(entry["ifname"] for entry in self.ip_json("link", "show"))
+
+    def snapshot(self) -> list[tuple[Any, ...]]:
+        """What a plugin run could change here, in a comparable form: every link's name,
+        kind, master, MTU, MAC, flags and addresses (IPv6 link-local included)."""
+        out: list[tuple[Any, ...]] = []
+        addrs = {e["ifname"]: e.get("addr_info", []) for e in self.ip_json("addr", "show")}
+        for entry in self.links():
+            out.append(
+                (
+                    entry["ifname"],
+                    entry.get("linkinfo", {}).get("info_kind", ""),
+                    entry.get("master", ""),
+                    entry.get("mtu"),
+                    entry.get("address", ""),
+                    tuple(sorted(entry.get("flags", []))),
+                    tuple(
+                        sorted(
+                            f"{a['local']}/{a['prefixlen']}" for a in addrs.get(entry["ifname"], [])
+                        )
+                    ),
+                )
+            )
+        return sorted(out)
 
     def sysctl(self, key: str) -> str:
         return self.exec("cat", f"/proc/sys/{key}").strip()

@@ -3,6 +3,7 @@ minimal environment and the config on stdin, inside the test's host namespace.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from dataclasses import dataclass
@@ -37,6 +38,18 @@ class Outcome:
         assert "Traceback" not in self.stdout
         return body
 
+    def cni_error(self) -> dict[str, Any]:
+        """A runtime's view of any failure: exit 1 and exactly one JSON error object on stdout
+        (json.loads rejects trailing data) with cniVersion, an int code that is not the
+        catch-all 999, and a message; no traceback anywhere."""
+        assert self.code == 1, f"expected exit 1, got {self.code}: {self.stdout}\n{self.stderr}"
+        body = self.json
+        assert {"cniVersion", "code", "msg"} <= body.keys(), body
+        assert isinstance(body["code"], int) and body["code"] != 999, body
+        assert isinstance(body["msg"], str) and body["msg"], body
+        assert "Traceback" not in self.stdout + self.stderr, self.stderr
+        return body
+
 
 @dataclass
 class Plugin:
@@ -54,6 +67,7 @@ class Plugin:
         ifname: str = "eth0",
         cni_args: str = "",
         extra_env: dict[str, str] | None = None,
+        unset: tuple[str, ...] = (),
     ) -> Outcome:
         env = {
             "PATH": MINIMAL_PATH,
@@ -65,6 +79,8 @@ class Plugin:
             "CNI_PATH": self.cni_path,
             **(extra_env or {}),
         }
+        for name in unset:  # absent, not merely empty
+            env.pop(name, None)
         stdin = config if isinstance(config, bytes) else json.dumps(config).encode()
         proc = subprocess.run(
             ["ip", "netns", "exec", self.host.name, str(self.executable)],
@@ -75,3 +91,38 @@ class Plugin:
             timeout=60,
         )
         return Outcome(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def chain_name(network: str, container_id: str) -> str:
+    """The reference's per-container nat chain, computed independently of the plugin."""
+    return "CNI-" + hashlib.sha512((network + container_id).encode()).hexdigest()[:24]
+
+
+def nat_rules_for(network: str, container_id: str, address: str, subnet: str) -> list[str]:
+    """The four lines `iptables -t nat -S` shows for one masqueraded container (the shape of
+    shared/reference/direct/state-1-after-add-red/iptables-nat.txt)."""
+    chain = chain_name(network, container_id)
+    comment = f'--comment "name: \\"{network}\\" id: \\"{container_id}\\""'
+    return [
+        f"-N {chain}",
+        f"-A POSTROUTING -s {address}/32 -m comment {comment} -j {chain}",
+        f"-A {chain} -d {subnet} -m comment {comment} -j ACCEPT",
+        f"-A {chain} ! -d 224.0.0.0/4 -m comment {comment} -j MASQUERADE",
+    ]
+
+
+def store_files(data_dir: Path, network: str) -> dict[str, bytes]:
+    """Every file host-local keeps for `network`, by name."""
+    directory = data_dir / network
+    if not directory.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def reservations(data_dir: Path, network: str) -> dict[str, bytes]:
+    """The reservation files only (not `lock` nor `last_reserved_ip.*`)."""
+    return {
+        name: content
+        for name, content in store_files(data_dir, network).items()
+        if name != "lock" and not name.startswith("last_reserved_ip.")
+    }

@@ -91,7 +91,9 @@ def test_duplicate_allocation_is_refused_and_keeps_the_first(store: Store) -> No
     allocator.allocate(store, [V4], RED)
     with pytest.raises(CniError) as info:
         allocator.allocate(store, [V4], RED)
-    assert info.value.msg == "10.0.0.2 has been allocated to red, duplicate allocation is not allowed"
+    assert (
+        info.value.msg == "10.0.0.2 has been allocated to red, duplicate allocation is not allowed"
+    )
     assert allocator.owned(store, RED) == [ip("10.0.0.2")]
 
 

@@ -117,7 +117,7 @@ def test_unknown_keys_are_ignored() -> None:
     ],
 )
 def test_wrong_type_is_code_7_naming_the_field(key: str, value: object) -> None:
-    err = problem(**{key: value})
+    err = problem(None, **{key: value})
     assert f'"{key}"' in err.msg
 
 
@@ -214,7 +214,12 @@ def test_ranges_form_with_canonical_defaults() -> None:
                 ip("2001:db8::ffff:ffff:ffff:ffff"),
                 ip("2001:db8::1"),
             ),
-            Range(net("2001:db8:1::/120"), ip("2001:db8:1::1"), ip("2001:db8:1::ff"), ip("2001:db8:1::1")),
+            Range(
+                net("2001:db8:1::/120"),
+                ip("2001:db8:1::1"),
+                ip("2001:db8:1::ff"),
+                ip("2001:db8:1::1"),
+            ),
         ],
     ]
 
@@ -249,7 +254,7 @@ def test_no_ranges_at_all() -> None:
 
 def test_no_ranges_is_reported_next_to_unrelated_problems() -> None:
     err = problem(mtu=5, ipam=host_local())
-    assert "no IP ranges" in err.details
+    assert "no IP ranges" in str(err)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +283,7 @@ def test_no_ranges_is_reported_next_to_unrelated_problems() -> None:
 )
 def test_bad_ranges(ipam: dict[str, Any], text: str) -> None:
     err = problem(ipam=ipam)
-    assert text in err.details, err.details
+    assert text in str(err), str(err)
 
 
 @pytest.mark.parametrize(
@@ -294,12 +299,12 @@ def test_bad_ranges(ipam: dict[str, Any], text: str) -> None:
     ],
 )
 def test_overlapping_ranges_or_sets(ranges: list[list[dict[str, str]]]) -> None:
-    assert "overlaps" in problem(ipam=host_local(ranges=ranges)).details
+    assert "overlaps" in str(problem(ipam=host_local(ranges=ranges)))
 
 
 def test_legacy_range_overlapping_ranges() -> None:
     ipam = host_local(subnet="10.1.0.0/24", ranges=[[{"subnet": "10.1.0.0/24"}]])
-    assert "overlaps" in problem(ipam=ipam).details
+    assert "overlaps" in str(problem(ipam=ipam))
 
 
 def test_disjoint_ranges_of_one_subnet_are_fine() -> None:
@@ -318,7 +323,7 @@ def test_disjoint_ranges_of_one_subnet_are_fine() -> None:
 
 def test_mixed_families_in_one_set() -> None:
     ipam = host_local(ranges=[[{"subnet": "10.1.0.0/24"}, {"subnet": "2001:db8::/64"}]])
-    assert "mixed" in problem(ipam=ipam).details
+    assert "mixed" in str(problem(ipam=ipam))
 
 
 def test_routes_with_and_without_gw() -> None:
@@ -354,7 +359,7 @@ def test_routes_with_and_without_gw() -> None:
     ],
 )
 def test_bad_routes(route: object, field: str) -> None:
-    assert f'"{field}"' in problem(ipam=host_local(subnet="10.1.0.0/24", routes=[route])).details
+    assert f'"{field}"' in str(problem(ipam=host_local(subnet="10.1.0.0/24", routes=[route])))
 
 
 def test_routes_must_be_a_list() -> None:
@@ -379,6 +384,14 @@ def test_prev_result_is_parsed() -> None:
     assert conf.prev_result.interfaces[0].name == "cni0"
     assert conf.prev_result.ips[0].address == ipaddress.ip_interface("10.1.0.2/24")
     assert conf.prev_result.routes == (Route(net("0.0.0.0/0")),)
+
+
+def test_prev_result_without_version_is_read_in_the_config_version() -> None:
+    # libcni's ParsePrevResult: a result with no cniVersion has the config's version.
+    data = {"name": "mynet", "prevResult": {"ip4": {"ip": "10.1.0.2/24", "gateway": "10.1.0.1"}}}
+    conf = config.parse({"cniVersion": "0.2.0", **data}, "0.2.0")
+    assert conf.prev_result is not None
+    assert [str(i.address) for i in conf.prev_result.ips] == ["10.1.0.2/24"]
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,8 @@ def store(tmp_path: Path) -> DiskStore:
 def listing(directory: Path) -> str:
     """The reference's snapshot format: ./name<TAB>repr(bytes), sorted, one per line."""
     return "".join(
-        f"./{p.name}\t{p.read_bytes()!r}\n" for p in sorted(directory.iterdir(), key=lambda p: p.name)
+        f"./{p.name}\t{p.read_bytes()!r}\n"
+        for p in sorted(directory.iterdir(), key=lambda p: p.name)
     )
 
 
@@ -134,7 +135,9 @@ def test_legacy_id_only_files(store: DiskStore, tmp_path: Path) -> None:
     assert not (directory / "10.188.0.7").exists()
 
 
-def test_legacy_files_are_kept_when_a_current_file_matches(store: DiskStore, tmp_path: Path) -> None:
+def test_legacy_files_are_kept_when_a_current_file_matches(
+    store: DiskStore, tmp_path: Path
+) -> None:
     directory = tmp_path / "mynet"
     (directory / "10.188.0.7").write_bytes(b"red")
     store.reserve("red", "eth0", ip("10.188.0.8"), 0)
@@ -144,7 +147,7 @@ def test_legacy_files_are_kept_when_a_current_file_matches(store: DiskStore, tmp
 
 def test_legacy_file_blocks_a_duplicate_allocation(store: DiskStore, tmp_path: Path) -> None:
     (tmp_path / "mynet" / "10.188.0.7").write_bytes(b"red")
-    with pytest.raises(CniError, match="10.188.0.7 has been allocated to red"):
+    with pytest.raises(CniError, match=r"10\.188\.0\.7 has been allocated to red"):
         allocator.allocate(store, [MYNET], Attachment("red", "eth0"))
 
 
@@ -177,7 +180,9 @@ def test_reserve_does_not_write_through_a_symlink(store: DiskStore, tmp_path: Pa
     assert not target.exists()
 
 
-def test_last_reserved_symlink_is_neither_read_nor_written(store: DiskStore, tmp_path: Path) -> None:
+def test_last_reserved_symlink_is_neither_read_nor_written(
+    store: DiskStore, tmp_path: Path
+) -> None:
     directory = tmp_path / "mynet"
     target = tmp_path / "victim"
     target.write_bytes(b"10.188.0.77")

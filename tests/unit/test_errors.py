@@ -51,5 +51,10 @@ def test_str_joins_details() -> None:
 
 def test_passthrough_keeps_the_delegates_code() -> None:
     err = errors.PassthroughError(42, "from ipam", "why")
-    assert err.to_dict("1.0.0") == {"cniVersion": "1.0.0", "code": 42, "msg": "from ipam", "details": "why"}
+    assert err.to_dict("1.0.0") == {
+        "cniVersion": "1.0.0",
+        "code": 42,
+        "msg": "from ipam",
+        "details": "why",
+    }
     assert isinstance(err, errors.CniError)

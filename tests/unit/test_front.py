@@ -123,7 +123,12 @@ def test_del_without_netns_is_fine() -> None:
 @pytest.mark.parametrize("command", ["GC", "STATUS"])
 def test_gc_and_status_need_only_cni_path(command: str) -> None:
     recorder = Recorder()
-    env = {"CNI_COMMAND": command, "CNI_PATH": "/opt/cni/bin", "CNI_CONTAINERID": "", "CNI_IFNAME": ""}
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_PATH": "/opt/cni/bin",
+        "CNI_CONTAINERID": "",
+        "CNI_IFNAME": "",
+    }
     response = front.handle(env, stdin_for(cniVersion="1.1.0"), dispatch=recorder)
     assert response.exit_code == 0, response.stdout
     assert recorder.requests[0].command == command

@@ -15,7 +15,9 @@ ip = ipaddress.ip_address
 net = ipaddress.ip_network
 
 
-def rng(subnet: str, start: str | None = None, end: str | None = None, gw: str | None = None) -> Range:
+def rng(
+    subnet: str, start: str | None = None, end: str | None = None, gw: str | None = None
+) -> Range:
     return Range.build(
         net(subnet),
         ip(start) if start else None,
@@ -53,7 +55,9 @@ def test_smallest_subnets() -> None:
     assert str(rng("2001:db8::/126")) == "2001:db8::1-2001:db8::3"
 
 
-@pytest.mark.parametrize("subnet", ["10.0.0.0/31", "10.0.0.1/32", "2001:db8::/127", "2001:db8::/128"])
+@pytest.mark.parametrize(
+    "subnet", ["10.0.0.0/31", "10.0.0.1/32", "2001:db8::/127", "2001:db8::/128"]
+)
 def test_too_small(subnet: str) -> None:
     with pytest.raises(RangeError, match="too small"):
         Range.build(net(subnet))
@@ -61,7 +65,11 @@ def test_too_small(subnet: str) -> None:
 
 def test_explicit_values_are_kept() -> None:
     r = rng("10.0.0.0/16", "10.0.5.0", "10.0.5.255", "10.0.0.254")
-    assert (r.range_start, r.range_end, r.gateway) == (ip("10.0.5.0"), ip("10.0.5.255"), ip("10.0.0.254"))
+    assert (r.range_start, r.range_end, r.gateway) == (
+        ip("10.0.5.0"),
+        ip("10.0.5.255"),
+        ip("10.0.0.254"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -209,7 +217,9 @@ def range_sets(draw: st.DrawFn) -> tuple[RangeSet, IPAddress | None]:
         gateway = draw(st.sampled_from(hosts))
         ranges.append(Range.build(subnet, start, end, gateway))
     range_set = RangeSet.build(ranges)
-    everywhere = [a for r in ranges for a in r.subnet] + [ip("2001:db8::") if not v6 else ip("10.0.0.1")]
+    everywhere = [a for r in ranges for a in r.subnet] + [
+        ip("2001:db8::") if not v6 else ip("10.0.0.1")
+    ]
     last = draw(st.none() | st.sampled_from(everywhere))
     return range_set, last
 

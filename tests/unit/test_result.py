@@ -95,7 +95,13 @@ def test_1_1_0_full() -> None:
         "routes": [
             {"dst": "0.0.0.0/0"},
             {"dst": "::/0", "gw": "2001:db8::1"},
-            {"dst": "192.168.0.0/16", "gw": "10.88.0.254", "mtu": 1400, "advmss": 1360, "priority": 10},
+            {
+                "dst": "192.168.0.0/16",
+                "gw": "10.88.0.254",
+                "mtu": 1400,
+                "advmss": 1360,
+                "priority": 10,
+            },
             {"dst": "172.16.0.0/12", "table": 100, "scope": 0},
         ],
         "dns": {
@@ -111,7 +117,11 @@ def test_1_1_0_full() -> None:
 
 def test_1_0_0_drops_the_1_1_0_keys() -> None:
     data = json.loads(DUAL.to_json("1.0.0"))
-    assert data["interfaces"][1] == {"name": "eth0", "mac": "ce:00:00:00:00:01", "sandbox": "/run/netns/x"}
+    assert data["interfaces"][1] == {
+        "name": "eth0",
+        "mac": "ce:00:00:00:00:01",
+        "sandbox": "/run/netns/x",
+    }
     assert data["routes"][2] == {"dst": "192.168.0.0/16", "gw": "10.88.0.254"}
     assert data["routes"][3] == {"dst": "172.16.0.0/12"}
 
@@ -123,7 +133,8 @@ def test_0_3_and_0_4_put_version_first_in_each_ip(version: str) -> None:
         "{\n"
         f'    "cniVersion": "{version}",\n'
         '    "interfaces": [\n'
-        '        {\n            "name": "refbr0",\n            "mac": "82:5b:b0:c7:a4:dd"\n        },\n'
+        '        {\n            "name": "refbr0",\n'
+        '            "mac": "82:5b:b0:c7:a4:dd"\n        },\n'
         '        {\n            "name": "veth8d151757",\n            "mac": "62:b4:db:0f:94:b6"\n'
         "        },\n"
         '        {\n            "name": "eth0",\n            "mac": "de:1e:6f:b4:ec:4c",\n'
@@ -139,7 +150,7 @@ def test_0_3_and_0_4_put_version_first_in_each_ip(version: str) -> None:
     )
     data = json.loads(DUAL.to_json(version))
     assert [i["version"] for i in data["ips"]] == ["4", "6"]
-    assert all(list(i)[0] == "version" for i in data["ips"])
+    assert all(next(iter(i)) == "version" for i in data["ips"])
     assert all("mtu" not in i for i in data["interfaces"])
 
 
@@ -198,7 +209,9 @@ def test_legacy_versions_refuse_two_addresses_of_one_family(version: str) -> Non
     with pytest.raises(IncompatibleVersion) as info:
         two.to_json(version)
     assert info.value.code == 1
-    assert info.value.msg == f"CNI version {version} does not support more than 1 address per family"
+    assert (
+        info.value.msg == f"CNI version {version} does not support more than 1 address per family"
+    )
 
 
 # ---- reading results back ----
@@ -207,7 +220,9 @@ def test_legacy_versions_refuse_two_addresses_of_one_family(version: str) -> Non
 def simple(result: Result, version: str) -> Result:
     """What survives a trip through `version`: legacy versions keep only ips, routes, dns."""
     if version in ("0.1.0", "0.2.0"):
-        return Result((), tuple(IPConfig(i.address, i.gateway) for i in result.ips), result.routes, result.dns)
+        return Result(
+            (), tuple(IPConfig(i.address, i.gateway) for i in result.ips), result.routes, result.dns
+        )
     if version == "1.1.0":
         return result
     interfaces = tuple(Interface(i.name, i.mac, i.sandbox) for i in result.interfaces)

@@ -70,7 +70,9 @@ class Plugins:
     @property
     def calls(self) -> list[Call]:
         """Every run in order, with the JSON it read on stdin and the environment it got."""
-        popens = {name: [p for calls in lists for p in calls] for name, lists in self._popens.items()}
+        popens = {
+            name: [p for calls in lists for p in calls] for name, lists in self._popens.items()
+        }
         seen: dict[str, int] = defaultdict(int)
         out: list[Call] = []
         for name, data in self._stdins:
@@ -137,16 +139,13 @@ def cache_file(env: dict[str, str], netns_path: str, network: str = "mynet") -> 
 
 def upstream_cache_entry(netns_path: str, config: bytes, result: dict[str, Any]) -> bytes:
     """A cache file the way Go cnitool writes it: struct field order, compact, base64 config."""
-    return (
-        '{"kind":"cniCacheV1","containerId":"%s","config":"%s","ifName":"eth0",'
-        '"networkName":"mynet","netns":"%s","cniArgs":[["K8S_POD_NAME","web"]],"result":%s}'
-        % (
-            expected_container_id(netns_path),
-            base64.b64encode(config).decode(),
-            netns_path,
-            json.dumps(result, separators=(",", ":")),
-        )
-    ).encode()
+    entry = (
+        f'{{"kind":"cniCacheV1","containerId":"{expected_container_id(netns_path)}",'
+        f'"config":"{base64.b64encode(config).decode()}","ifName":"eth0",'
+        f'"networkName":"mynet","netns":"{netns_path}","cniArgs":[["K8S_POD_NAME","web"]],'
+        f'"result":{json.dumps(result, separators=(",", ":"))}}}'
+    )
+    return entry.encode()
 
 
 # ---- configuration lookup ----
@@ -237,15 +236,16 @@ def test_cni_versions_picks_the_newest_known(
 def test_each_plugin_gets_list_name_version_prev_result_and_its_capabilities(
     env: dict[str, str], plugins: Plugins, netns: str
 ) -> None:
-    conf = {
+    first_plugin = {
+        "type": "bridge",
+        "name": "ignored",
+        "capabilities": {"portMappings": True, "bandwidth": False},
+    }
+    conf: dict[str, Any] = {
         "cniVersion": "1.0.0",
         "name": "mynet",
         "plugins": [
-            {
-                "type": "bridge",
-                "name": "ignored",
-                "capabilities": {"portMappings": True, "bandwidth": False},
-            },
+            first_plugin,
             {"type": "tuning", "cniVersion": "0.3.1", "runtimeConfig": {"kept": 1}},
         ],
     }
@@ -259,7 +259,7 @@ def test_each_plugin_gets_list_name_version_prev_result_and_its_capabilities(
     assert outcome.code == 0, outcome.stderr
     first, second = plugins.calls
     assert first.conf == {
-        **conf["plugins"][0],
+        **first_plugin,
         "name": "mynet",
         "cniVersion": "1.0.0",
         "runtimeConfig": {"portMappings": [{"hostPort": 80}]},
@@ -350,7 +350,7 @@ def test_add_rejects_a_bad_interface_name_before_running_plugins(
 def test_add_writes_the_libcni_cache(env: dict[str, str], plugins: Plugins, netns: str) -> None:
     raw = write_conf(env, "10-a.conflist", conflist("bridge"))
     plugins.expect("bridge", RESULT_1)
-    cap_args = {"portMappings": []}
+    cap_args: dict[str, Any] = {"portMappings": []}
 
     outcome = run(
         ["add", "mynet", netns], {**env, "CNI_ARGS": "K=V", "CAP_ARGS": json.dumps(cap_args)}

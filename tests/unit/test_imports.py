@@ -1,0 +1,134 @@
+"""The pure core must answer VERSION and errors without loading kernel or firewall libraries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Prefixes that must stay out of sys.modules: netlink, iptables, process spawning, sockets,
+# and this project's own kernel-facing packages.
+FORBIDDEN = (
+    "pyroute2",
+    "iptc",
+    "subprocess",
+    "ctypes",
+    "socket",
+    "cni_bridge_py.kernel",
+    "cni_bridge_py.firewall",
+    "cni_bridge_py.verbs",
+    "cni_bridge_py.runner",
+)
+PURE = (
+    "cni_bridge_py.front",
+    "cni_bridge_py.config",
+    "cni_bridge_py.result",
+    "cni_bridge_py.ipam.allocator",
+    "cni_bridge_py.ipam.ranges",
+    "cni_bridge_py.version",
+    "cni_bridge_py.errors",
+)
+
+# Prints, as the last line of stderr, the forbidden modules that got loaded.
+REPORT = f"""
+import json, sys
+def report():
+    found = sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r}))
+    sys.stderr.write("\\nLOADED " + json.dumps(found) + "\\n")
+"""
+
+
+def run(
+    code: str, env: dict[str, str], stdin: bytes, cwd: Path
+) -> subprocess.CompletedProcess[bytes]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    return subprocess.run(
+        [sys.executable, "-c", REPORT + code],
+        input=stdin,
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def loaded(proc: subprocess.CompletedProcess[bytes]) -> list[str]:
+    last = proc.stderr.decode().rstrip("\n").rsplit("\n", 1)[-1]
+    assert last.startswith("LOADED "), proc.stderr.decode()
+    found = json.loads(last.removeprefix("LOADED "))
+    assert isinstance(found, list)
+    return found
+
+
+def test_forbidden_prefixes_are_detected(tmp_path: Path) -> None:
+    proc = run("import subprocess\nreport()", {}, b"", tmp_path)
+    assert loaded(proc) == ["subprocess"]
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_import_no_kernel_code(module: str, tmp_path: Path) -> None:
+    proc = run(f"import {module}\nreport()", {}, b"", tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert loaded(proc) == []
+
+
+def test_all_pure_modules_together(tmp_path: Path) -> None:
+    imports = "\n".join(f"import {m}" for m in PURE)
+    proc = run(f"{imports}\nreport()", {}, b"", tmp_path)
+    assert loaded(proc) == []
+
+
+PLUGIN = """
+from cni_bridge_py.cli import plugin_main
+rc = plugin_main()
+sys.stdout.flush()
+report()
+sys.exit(rc)
+"""
+
+FULL_ENV = {
+    "CNI_CONTAINERID": "c1",
+    "CNI_NETNS": "/var/run/netns/x",
+    "CNI_IFNAME": "eth0",
+    "CNI_PATH": "/opt/cni/bin",
+}
+CONFIG = b'{"cniVersion":"1.0.0","name":"mynet","type":"bridge"}'
+
+
+def test_version_request_loads_no_kernel_code(tmp_path: Path) -> None:
+    proc = run(PLUGIN, {"CNI_COMMAND": "VERSION"}, b"", tmp_path)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["supportedVersions"][-1] == "1.1.0"
+    assert loaded(proc) == []
+
+
+def test_about_text_loads_no_kernel_code(tmp_path: Path) -> None:
+    proc = run(PLUGIN, {}, b"", tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout == b""
+    assert proc.stderr.startswith(b"CNI bridge plugin")
+    assert loaded(proc) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "stdin", "code"),
+    [
+        ({"CNI_COMMAND": "ADD"}, CONFIG, 4),
+        ({"CNI_COMMAND": "ADD", **FULL_ENV}, b'{"cniVersion":', 6),
+        ({"CNI_COMMAND": "ADD", **FULL_ENV}, b'{"cniVersion":"9.9.9","name":"mynet"}', 1),
+        ({"CNI_COMMAND": "FROB", **FULL_ENV}, CONFIG, 4),
+        ({"CNI_COMMAND": "ADD", **FULL_ENV, "CNI_ARGS": "FOO=bar"}, CONFIG, 4),
+    ],
+)
+def test_error_requests_load_no_kernel_code(
+    env: dict[str, str], stdin: bytes, code: int, tmp_path: Path
+) -> None:
+    proc = run(PLUGIN, env, stdin, tmp_path)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["code"] == code
+    assert loaded(proc) == []
