@@ -52,6 +52,8 @@ class Request:
     cni_version: str
     # Test hook: the name of an ADD/DEL step to fail at (see verbs.steps), from FAULT_ENV.
     fault: str = ""
+    # The plugin's PATH: where iptables is looked up (the reference uses exec.LookPath).
+    search_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ def parse_request(env: Mapping[str, str], stdin: bytes) -> Request:
         config=config,
         cni_version=cni_version,
         fault=env.get(FAULT_ENV, ""),
+        search_path=env.get("PATH", ""),
     )
 
 

@@ -40,10 +40,11 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
     ports.check_netns(request.netns)
     done = Attached()
     with Rollback() as undo:
-        _allocate(request, conf, ports, done, undo)
-        fault_point(request, "ipam")
+        # The bridge first: a name taken by another kind of link fails before IPAM is touched.
         done.bridge = ensure_bridge(ports.host, conf)
         fault_point(request, "bridge")
+        _allocate(request, conf, ports, done, undo)
+        fault_point(request, "ipam")
         _create_veth(request, conf, ports, done, undo)
         fault_point(request, "veth")
         _configure_container(request, ports, done)

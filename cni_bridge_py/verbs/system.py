@@ -23,7 +23,10 @@ def _open_netns(path: str) -> Iterator[Links]:
 
 @contextmanager
 def system_ports(request: Request) -> Iterator[Ports]:
-    path_env = ":".join(request.path) + ":/usr/sbin:/usr/bin:/sbin:/bin"
+    # PATH first, as the reference's exec.LookPath("iptables"): a host that picked legacy
+    # iptables through PATH gets the legacy backend. Then CNI_PATH and the usual dirs.
+    dirs = [request.search_path, *request.path, "/usr/sbin:/usr/bin:/sbin:/bin"]
+    path_env = ":".join(d for d in dirs if d)
     with netlink.host_session() as host:
         yield Ports(
             host=host,

@@ -41,6 +41,15 @@ class Namespace:
         """Delete it now, as a runtime does before a late DEL (the factory's cleanup copes)."""
         sh("ip", "netns", "del", self.name)
 
+    def add_plain_link(self, name: str) -> str:
+        """A link that is not a bridge nor a veth: dummy, or ifb on kernels without the dummy
+        driver (this machine's). Returns the kind made."""
+        for kind in ("dummy", "ifb"):
+            sh("ip", "-n", self.name, "link", "add", name, "type", kind, check=False)
+            if self.link(name) is not None:
+                return kind
+        raise AssertionError(f"cannot create a dummy or ifb link {name} in {self.name}")
+
     def exec(self, *args: str, check: bool = True) -> str:
         return sh("ip", "netns", "exec", self.name, *args, check=check)
 

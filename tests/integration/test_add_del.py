@@ -113,9 +113,9 @@ def test_add_check_del_each_version(
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
     data_dir: Path,
-    bridge_name: str,
     version: str,
 ) -> None:
+    bridge_name = netconf["bridge"]
     red = namespaces.new("red")
     conf = {**netconf, "cniVersion": version}
 
@@ -326,3 +326,53 @@ def test_container_can_reach_gateway(
     plugin.run("ADD", netconf, container_id="red1", netns=red.path).ok()
     assert red.ping(GATEWAY)
     assert plugin.host.ping("192.168.15.1")
+
+
+def test_default_gateway_implies_gateway(
+    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any], bridge_name: str
+) -> None:
+    red = namespaces.new("red")
+    conf = {**netconf, "isGateway": False, "isDefaultGateway": True}
+    plugin.run("ADD", conf, container_id="red1", netns=red.path).ok()
+    assert plugin.host.addresses(bridge_name) == [f"{GATEWAY}/24"]
+    assert [r["gateway"] for r in default_routes(red)] == [GATEWAY]
+
+
+def test_promisc_mode_sets_bridge_promiscuous(
+    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any], bridge_name: str
+) -> None:
+    red = namespaces.new("red")
+    plugin.run("ADD", {**netconf, "promiscMode": True}, container_id="red1", netns=red.path).ok()
+    assert "PROMISC" in (plugin.host.link(bridge_name) or {})["flags"]
+
+
+def test_existing_bridge_address_conflict_needs_force_address(
+    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any], bridge_name: str
+) -> None:
+    plugin.host.exec("ip", "link", "add", bridge_name, "type", "bridge")
+    plugin.host.exec("ip", "addr", "add", "10.77.0.1/16", "dev", bridge_name)
+    red = namespaces.new("red")
+
+    body = plugin.run("ADD", netconf, container_id="red1", netns=red.path).cni_error()
+    assert body["code"] == 7 and "10.77.0.1/16" in body["msg"], body
+    assert plugin.host.addresses(bridge_name) == ["10.77.0.1/16"]
+    assert plugin.host.links("veth") == [] and red.link_names() == ["lo"]
+
+    conf = {**netconf, "forceAddress": True}
+    plugin.run("ADD", conf, container_id="red1", netns=red.path).ok()
+    assert plugin.host.addresses(bridge_name) == [f"{GATEWAY}/24"]
+    assert red.ping(GATEWAY)
+
+
+def test_requested_ip_and_mac_from_cni_args(
+    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any], data_dir: Path
+) -> None:
+    red = namespaces.new("red")
+    args = "IgnoreUnknown=1;K8S_POD_NAME=red;IP=192.168.15.50;MAC=02:42:c0:a8:0f:32"
+    result = plugin.run("ADD", netconf, container_id="red1", netns=red.path, cni_args=args)
+    body = result.ok().json
+    assert body["ips"][0]["address"] == "192.168.15.50/24"
+    assert body["interfaces"][2]["mac"] == "02:42:c0:a8:0f:32"
+    assert red.addresses("eth0") == ["192.168.15.50/24"]
+    assert (red.link("eth0") or {})["address"] == "02:42:c0:a8:0f:32"
+    assert reservations(data_dir, "testnet") == {"192.168.15.50": b"red1\r\neth0"}

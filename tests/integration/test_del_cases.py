@@ -153,7 +153,9 @@ def test_check_after_del_fails_naming_the_problem(
     red = namespaces.new("red")
     result = plugin.run("ADD", netconf, container_id="red1", netns=red.path).ok().json
     plugin.run("DEL", netconf, container_id="red1", netns=red.path).ok()
-    out = plugin.run("CHECK", {**netconf, "prevResult": result}, container_id="red1", netns=red.path)
+    out = plugin.run(
+        "CHECK", {**netconf, "prevResult": result}, container_id="red1", netns=red.path
+    )
     body = out.cni_error()
     assert body["code"] == 3
     assert "red1" in body["msg"] or "eth0" in body["msg"], body
@@ -165,7 +167,9 @@ def test_check_detects_removed_container_address(
     red = namespaces.new("red")
     result = plugin.run("ADD", netconf, container_id="red1", netns=red.path).ok().json
     red.exec("ip", "addr", "del", "192.168.15.1/24", "dev", "eth0")
-    out = plugin.run("CHECK", {**netconf, "prevResult": result}, container_id="red1", netns=red.path)
+    out = plugin.run(
+        "CHECK", {**netconf, "prevResult": result}, container_id="red1", netns=red.path
+    )
     body = out.cni_error()
     assert "192.168.15.1/24" in body["msg"], body
 
@@ -177,6 +181,35 @@ def test_check_detects_missing_masquerade_jump(
     result = plugin.run("ADD", netconf, container_id="red1", netns=red.path).ok().json
     jump = nat_rules_for("testnet", "red1", "192.168.15.1", SUBNET)[1]
     plugin.host.exec("sh", "-c", f"iptables -t nat {jump.replace('-A', '-D', 1)}")
-    out = plugin.run("CHECK", {**netconf, "prevResult": result}, container_id="red1", netns=red.path)
+    out = plugin.run(
+        "CHECK", {**netconf, "prevResult": result}, container_id="red1", netns=red.path
+    )
     body = out.cni_error()
     assert "masquerade" in body["msg"] and "POSTROUTING" in body["msg"], body
+
+
+def test_del_in_plugins_own_namespace_removes_no_host_link(
+    plugin: Plugin, netconf: dict[str, Any]
+) -> None:
+    """CNI_NETNS naming the plugin's own namespace must not make DEL remove a host link
+    called like CNI_IFNAME (here: a plain eth0 in the test's host namespace)."""
+    kind = plugin.host.add_plain_link("eth0")
+    before = plugin.host.snapshot()
+    for netns in ("/proc/self/ns/net", plugin.host.path):
+        out = plugin.run("DEL", netconf, container_id="red1", netns=netns)
+        if out.code != 0:
+            out.cni_error()
+        assert plugin.host.snapshot() == before
+    assert (plugin.host.link("eth0") or {})["linkinfo"]["info_kind"] == kind
+
+
+def test_del_leaves_a_non_veth_ifname_alone(
+    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any]
+) -> None:
+    """Only a veth can be ours: a same-named interface of another kind stays."""
+    red = namespaces.new("red")
+    kind = red.add_plain_link("eth0")
+    before = red.snapshot()
+    plugin.run("DEL", netconf, container_id="red1", netns=red.path).ok()
+    assert red.snapshot() == before
+    assert (red.link("eth0") or {})["linkinfo"]["info_kind"] == kind

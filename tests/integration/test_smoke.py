@@ -11,7 +11,9 @@ def test_add_configures_container_and_del_removes_everything(
 ) -> None:
     red = namespaces.new("red")
     result = plugin.run("ADD", netconf, container_id="red1", netns=red.path).ok().json
-    assert result["ips"] == [{"interface": 2, "address": "192.168.15.1/24", "gateway": "192.168.15.5"}]
+    assert result["ips"] == [
+        {"interface": 2, "address": "192.168.15.1/24", "gateway": "192.168.15.5"}
+    ]
     assert red.addresses("eth0") == ["192.168.15.1/24"]
     assert any(r["dst"] == "default" and r["gateway"] == "192.168.15.5" for r in red.routes())
     assert plugin.host.addresses(netconf["bridge"]) == ["192.168.15.5/24"]
