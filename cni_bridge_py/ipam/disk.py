@@ -21,7 +21,6 @@ from cni_bridge_py.netaddr import IPAddress
 LINE_BREAK = "\r\n"
 LOCK_NAME = "lock"
 LAST_RESERVED_PREFIX = "last_reserved_ip."
-DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LOCK_TIMEOUT_S = 30.0
 
 

@@ -13,7 +13,8 @@ import pytest
 from cni_bridge_py.errors import CniError, IOFailure, TryAgainLater
 from cni_bridge_py.ipam import allocator
 from cni_bridge_py.ipam.allocator import Attachment
-from cni_bridge_py.ipam.disk import DEFAULT_DATA_DIR, DiskStore
+from cni_bridge_py.ipam.config import DEFAULT_DATA_DIR
+from cni_bridge_py.ipam.disk import DiskStore
 from cni_bridge_py.ipam.ranges import Range, RangeSet
 
 ip = ipaddress.ip_address

@@ -1,0 +1,131 @@
+"""The "ipam" section: which IPAM plugin, and host-local's settings (pure)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from cni_bridge_py.fields import Fields
+from cni_bridge_py.ipam.ranges import Range, RangeError, RangeSet, check_no_overlap
+from cni_bridge_py.netaddr import IPAddress, parse_address, parse_network
+from cni_bridge_py.result import Route
+
+HOST_LOCAL = "host-local"
+DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+
+
+@dataclass(frozen=True)
+class HostLocalConf:
+    range_sets: tuple[RangeSet, ...]
+    routes: tuple[Route, ...] = ()
+    data_dir: str = DEFAULT_DATA_DIR
+
+
+@dataclass(frozen=True)
+class IpamConf:
+    type: str
+    host_local: HostLocalConf | None = None
+
+
+def parse_ipam(fields: Fields | None) -> IpamConf | None:
+    if fields is None or not fields.data:
+        return None
+    ipam_type = fields.get("type", str, "")
+    if not ipam_type:
+        fields.problem(
+            "type", 'missing: name an IPAM plugin (e.g. "host-local"), or drop "ipam" for L2 mode'
+        )
+        return None
+    if ipam_type != HOST_LOCAL:
+        fields.problem("type", f'{ipam_type!r} is not supported yet; use "host-local"')
+        return None
+    return IpamConf(ipam_type, _host_local(fields))
+
+
+def _host_local(fields: Fields) -> HostLocalConf | None:
+    range_sets: list[RangeSet] = []
+    # Problems found before the ranges are unrelated: they must not hide "no IP ranges".
+    problems_before = len(fields.problems)
+    if fields.data.get("subnet") is not None:
+        legacy = _range(fields)
+        if legacy is not None:
+            range_sets.append(RangeSet((legacy,)))
+    for index, raw_set in enumerate(fields.get("ranges", list, [])):
+        key = f"ranges[{index}]"
+        if not isinstance(raw_set, list) or not raw_set:
+            fields.problem(key, "expected a non-empty list of ranges")
+            continue
+        members = []
+        for sub_index, raw in enumerate(raw_set):
+            if not isinstance(raw, dict):
+                fields.problem(f"{key}[{sub_index}]", "expected an object")
+                continue
+            built = _range(Fields(raw, f"{fields.path(key)}[{sub_index}]", fields.problems))
+            if built is not None:
+                members.append(built)
+        if len(members) == len(raw_set):
+            try:
+                range_sets.append(RangeSet.build(members))
+            except RangeError as exc:
+                fields.problem(key, str(exc))
+    if not range_sets and len(fields.problems) == problems_before:
+        fields.problem("ranges", 'no IP ranges specified: give "ranges" or "subnet"')
+    try:
+        check_no_overlap(range_sets)
+    except RangeError as exc:
+        fields.problem("ranges", str(exc))
+    data_dir = fields.get("dataDir", str, DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
+    if not os.path.isabs(data_dir):
+        fields.problem("dataDir", f"{data_dir!r} must be an absolute path")
+    routes = tuple(r for r in (_route(f) for f in fields.objects("routes")) if r is not None)
+    return HostLocalConf(tuple(range_sets), routes, data_dir)
+
+
+def _range(fields: Fields) -> Range | None:
+    subnet_text = fields.get("subnet", str, "")
+    if not subnet_text:
+        fields.problem("subnet", "missing")
+        return None
+    try:
+        subnet = parse_network(subnet_text)
+    except ValueError as exc:
+        fields.problem(
+            "subnet",
+            f"{exc}" if "host bits" not in str(exc) else f"{subnet_text} has host bits set",
+        )
+        return None
+    start, end, gateway = (
+        fields.address("rangeStart"),
+        fields.address("rangeEnd"),
+        fields.address("gateway"),
+    )
+    try:
+        return Range.build(subnet, start, end, gateway)
+    except RangeError as exc:
+        fields.problem("subnet", str(exc))
+        return None
+
+
+def _route(fields: Fields) -> Route | None:
+    dst_text = fields.get("dst", str, "")
+    try:
+        dst = parse_network(dst_text, strict=False)
+    except ValueError:
+        fields.problem("dst", f"{dst_text!r} is not a CIDR")
+        return None
+    gw = fields.address("gw")
+    if gw is not None and gw.version != dst.version:
+        fields.problem("gw", f"{gw} is not of the same family as {dst}")
+        return None
+    return Route(dst=dst, gw=gw)
+
+
+def requested_ips(text: str, problems: list[str]) -> tuple[IPAddress, ...]:
+    """CNI_ARGS IP=a[,b...], each optionally with a prefix length, as host-local reads it."""
+    out: list[IPAddress] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            out.append(parse_address(item.split("/", 1)[0]))
+        except ValueError:
+            problems.append(f"CNI_ARGS IP={item!r} is not an IP address")
+    return tuple(out)
