@@ -20,6 +20,8 @@ from cni_bridge_py.result import DNS, Result
 from cni_bridge_py.validate import ifname_problem
 
 DEFAULT_BRIDGE = "cni0"
+MAX_VLAN = 4094
+MASQ_BACKENDS = ("", "iptables", "nftables")
 # Re-exported: the verbs read both sections through this module.
 __all__ = ["DEFAULT_BRIDGE", "HostLocalConf", "IpamConf", "NetConf", "parse"]
 
@@ -41,8 +43,21 @@ class NetConf:
     # None: L2 mode, the container interface gets no address.
     ipam: IpamConf | None = None
     prev_result: Result | None = None
+    # The container interface's MAC: CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac.
     runtime_mac: str = ""
     requested_ips: tuple[IPAddress, ...] = ()
+    # VLANs on the bridge port: 0 = none; trunk = (min, max) ranges of tagged VLANs.
+    vlan: int = 0
+    vlan_trunk: tuple[tuple[int, int], ...] = ()
+    preserve_default_vlan: bool = True
+    mac_spoof_check: bool = False
+    enable_dad: bool = False
+    disable_container_interface: bool = False
+    port_isolation: bool = False
+    # "" = pick the backend that works on this host.
+    ip_masq_backend: str = ""
+    # The raw runtimeConfig and args objects, for the IPAM section and delegated plugins.
+    runtime_config: Mapping[str, Any] = field(default_factory=dict)
 
 
 def parse(
@@ -54,36 +69,22 @@ def parse(
     problems: list[str] = []
     top = Fields(data, "", problems)
     args = cni_args or {}
-    bridge = top.get("bridge", str, DEFAULT_BRIDGE) or DEFAULT_BRIDGE
-    if (why := ifname_problem(bridge)) is not None:
-        top.problem("bridge", f"{bridge!r} is not a valid interface name: {why}")
-    mtu = top.get("mtu", int, 0)
-    if mtu and not 68 <= mtu <= 65535:
-        top.problem("mtu", f"{mtu} is outside 68..65535")
-    is_default_gateway = top.get("isDefaultGateway", bool, False)
-    hairpin = top.get("hairpinMode", bool, False)
-    promisc = top.get("promiscMode", bool, False)
-    if hairpin and promisc:
-        problems.append('"hairpinMode" and "promiscMode" cannot both be true')
-    dns_fields = top.obj("dns")
+    runtime = top.obj("runtimeConfig")
     conf = NetConf(
         cni_version=cni_version,
         name=top.get("name", str, ""),
         type=top.get("type", str, ""),
-        bridge=bridge,
-        is_gateway=top.get("isGateway", bool, False) or is_default_gateway,
-        is_default_gateway=is_default_gateway,
-        force_address=top.get("forceAddress", bool, False),
-        ip_masq=top.get("ipMasq", bool, False),
-        mtu=mtu,
-        hairpin_mode=hairpin,
-        promisc_mode=promisc,
-        dns=_dns(dns_fields) if dns_fields else DNS(),
+        dns=_dns(dns_fields) if (dns_fields := top.obj("dns")) else DNS(),
         ipam=parse_ipam(top.obj("ipam")),
         prev_result=_prev_result(data.get("prevResult"), cni_version, problems),
-        runtime_mac=_mac(args.get("MAC", ""), problems),
+        runtime_mac=_mac_request(top, runtime, args.get("MAC", "")),
         requested_ips=requested_ips(args.get("IP", ""), problems),
+        runtime_config=runtime.data if runtime else {},
+        **_bridge_options(top),
+        **_vlan_options(top),
     )
+    if conf.disable_container_interface and conf.ipam is not None:
+        problems.append('"disableContainerInterface" cannot be used with "ipam"')
     if problems:
         raise InvalidConfig(
             f"invalid network config: {problems[0]}"
@@ -94,14 +95,89 @@ def parse(
     return conf
 
 
-def _mac(text: str, problems: list[str]) -> str:
+def _bridge_options(top: Fields) -> dict[str, Any]:
+    bridge = top.get("bridge", str, DEFAULT_BRIDGE) or DEFAULT_BRIDGE
+    if (why := ifname_problem(bridge)) is not None:
+        top.problem("bridge", f"{bridge!r} is not a valid interface name: {why}")
+    mtu = top.get("mtu", int, 0)
+    if mtu and not 68 <= mtu <= 65535:
+        top.problem("mtu", f"{mtu} is outside 68..65535")
+    hairpin = top.get("hairpinMode", bool, False)
+    promisc = top.get("promiscMode", bool, False)
+    if hairpin and promisc:
+        top.problems.append('"hairpinMode" and "promiscMode" cannot both be true')
+    backend = top.get("ipMasqBackend", str, "")
+    if backend not in MASQ_BACKENDS:
+        top.problem("ipMasqBackend", f'{backend!r} is not "iptables" or "nftables"')
+    is_default_gateway = top.get("isDefaultGateway", bool, False)
+    return {
+        "bridge": bridge,
+        "mtu": mtu,
+        "hairpin_mode": hairpin,
+        "promisc_mode": promisc,
+        "is_gateway": top.get("isGateway", bool, False) or is_default_gateway,
+        "is_default_gateway": is_default_gateway,
+        "force_address": top.get("forceAddress", bool, False),
+        "ip_masq": top.get("ipMasq", bool, False),
+        "ip_masq_backend": backend,
+        "mac_spoof_check": top.get("macspoofchk", bool, False),
+        "enable_dad": top.get("enabledad", bool, False),
+        "disable_container_interface": top.get("disableContainerInterface", bool, False),
+        "port_isolation": top.get("portIsolation", bool, False),
+    }
+
+
+def _vlan_options(top: Fields) -> dict[str, Any]:
+    vlan = top.get("vlan", int, 0)
+    if not 0 <= vlan <= MAX_VLAN:
+        top.problem("vlan", f"invalid VLAN ID {vlan} (must be between 0 and {MAX_VLAN})")
+    trunk: list[tuple[int, int]] = []
+    for entry in top.objects("vlanTrunk"):
+        low, high = entry.get("minID", int, -1), entry.get("maxID", int, -1)
+        single = entry.get("id", int, -1)
+        if low != -1 or high != -1:
+            if not (1 <= low <= high <= MAX_VLAN):
+                entry.problem(
+                    "minID",
+                    f"incorrect trunk minID/maxID ({low}, {high}):"
+                    f" need 1 <= minID <= maxID <= {MAX_VLAN}",
+                )
+                continue
+            trunk.append((low, high))
+        elif single != -1:
+            if not 1 <= single <= MAX_VLAN:
+                entry.problem("id", f"incorrect trunk id {single}: need 1..{MAX_VLAN}")
+                continue
+            trunk.append((single, single))
+        else:
+            entry.problem("id", 'a trunk entry needs "id" or "minID" and "maxID"')
+    return {
+        "vlan": vlan,
+        "vlan_trunk": tuple(trunk),
+        "preserve_default_vlan": top.get("preserveDefaultVlan", bool, True),
+    }
+
+
+def _mac_request(top: Fields, runtime: Fields | None, from_cni_args: str) -> str:
+    """CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac, as the reference ranks them."""
+    mac, source = from_cni_args, "CNI_ARGS MAC"
+    args = top.obj("args")
+    cni = args.obj("cni") if args else None
+    if cni is not None and (text := cni.get("mac", str, "")):
+        mac, source = text, '"args.cni.mac"'
+    if runtime is not None and (text := runtime.get("mac", str, "")):
+        mac, source = text, '"runtimeConfig.mac"'
+    return _mac(mac, source, top.problems)
+
+
+def _mac(text: str, source: str, problems: list[str]) -> str:
     if not text:
         return ""
     parts = text.split(":")
     if len(parts) != 6 or not all(
         len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts
     ):
-        problems.append(f"CNI_ARGS MAC={text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+        problems.append(f"{source} {text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
         return ""
     return text.lower()
 

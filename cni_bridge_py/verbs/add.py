@@ -11,8 +11,7 @@ from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig, InvalidEnvironment, IOFailure
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.front import Request
-from cni_bridge_py.ipam import allocator
-from cni_bridge_py.ipam.allocator import Attachment
+from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.kernel.netlink import KernelError
 from cni_bridge_py.netaddr import IPInterface
 from cni_bridge_py.ports import Links, LinkView, Ports
@@ -34,6 +33,7 @@ class Attached:
     bridge: LinkView | None = None
     host_veth: LinkView | None = None
     container: LinkView | None = None
+    ipam_dns: DNS = field(default_factory=DNS)
 
 
 def add(request: Request, conf: NetConf, ports: Ports) -> Result:
@@ -61,15 +61,12 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
 def _allocate(
     request: Request, conf: NetConf, ports: Ports, done: Attached, undo: Rollback
 ) -> None:
-    if conf.ipam is None or conf.ipam.host_local is None:
-        return  # L2 mode
-    hl = conf.ipam.host_local
-    store = ports.open_store(hl.data_dir, conf.name)
-    who = Attachment(request.container_id, request.ifname)
-    ips = allocator.allocate(store, hl.range_sets, who, conf.requested_ips)
-    undo.push("IPAM reservation", lambda: allocator.release(store, who))
-    done.ips = plan.with_gateways(ips, conf)
-    done.routes = plan.result_routes(hl.routes, done.ips, conf)
+    ipam = ipam_for(conf, ports.open_store)
+    got = ipam.add(request, conf)
+    undo.push("IPAM allocation", lambda: ipam.delete(request, conf))
+    done.ips = plan.with_gateways(got.ips, conf)
+    done.routes = plan.result_routes(got.routes, done.ips, conf)
+    done.ipam_dns = got.dns
 
 
 def ensure_bridge(host: Links, conf: NetConf) -> LinkView:
@@ -241,5 +238,5 @@ def _result(request: Request, conf: NetConf, ports: Ports, done: Attached) -> Re
         ),
         ips=tuple(done.ips),
         routes=tuple(done.routes),
-        dns=plan.result_dns(conf, DNS()),
+        dns=plan.result_dns(conf, done.ipam_dns),
     )

@@ -7,8 +7,7 @@ from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig, UnknownContainer
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.front import Request
-from cni_bridge_py.ipam import allocator
-from cni_bridge_py.ipam.allocator import Attachment
+from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.ports import Links, LinkView, Ports
 from cni_bridge_py.result import Interface, Result
 
@@ -43,14 +42,7 @@ def _find(prev: Result, name: str, sandbox: str | None) -> Interface:
 
 
 def _check_reservation(request: Request, conf: NetConf, ports: Ports) -> None:
-    if conf.ipam is None or conf.ipam.host_local is None:
-        return
-    hl = conf.ipam.host_local
-    store = ports.open_store(hl.data_dir, conf.name)
-    if not allocator.owned(store, Attachment(request.container_id, request.ifname)):
-        raise CheckFailed(
-            f"host-local: failed to find address added by container {request.container_id}"
-        )
+    ipam_for(conf, ports.open_store).check(request, conf)
 
 
 def _check_bridge(host: Links, conf: NetConf, expected: Interface) -> LinkView:

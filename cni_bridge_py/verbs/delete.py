@@ -8,13 +8,10 @@ leaks it then). The bridge and its address are shared and never touched.
 
 from __future__ import annotations
 
-import ipaddress
-
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.front import Request
-from cni_bridge_py.ipam import allocator
-from cni_bridge_py.ipam.allocator import Attachment
-from cni_bridge_py.netaddr import IPAddress, IPInterface
+from cni_bridge_py.ipam.engine import ipam_for
+from cni_bridge_py.netaddr import IPInterface
 from cni_bridge_py.ports import Ports
 from cni_bridge_py.verbs import fault_point
 
@@ -45,25 +42,7 @@ def _remove_container_interface(request: Request, ports: Ports) -> list[IPInterf
 
 
 def _release(request: Request, conf: NetConf, ports: Ports) -> list[IPInterface]:
-    if conf.ipam is None or conf.ipam.host_local is None:
-        return []
-    hl = conf.ipam.host_local
-    store = ports.open_store(hl.data_dir, conf.name)
-    released = allocator.release(store, Attachment(request.container_id, request.ifname))
-    out: list[IPInterface] = []
-    for addr in released:
-        for range_set in hl.range_sets:
-            r = range_set.range_for(addr)
-            if r is not None:
-                out.append(_interface(addr, r.subnet.prefixlen))
-                break
-        else:
-            out.append(_interface(addr, addr.max_prefixlen))
-    return out
-
-
-def _interface(addr: IPAddress, prefix: int) -> IPInterface:
-    return ipaddress.ip_interface(f"{addr}/{prefix}")
+    return ipam_for(conf, ports.open_store).delete(request, conf)
 
 
 def _remove_masquerade(
