@@ -69,8 +69,10 @@ class Ports:
     open_netns: Callable[[str], AbstractContextManager[Links]]
     sysctl: Sysctl
     open_store: Callable[[str, str], Store]
-    # None when no masquerade backend exists on this host.
-    masq: Callable[[], MasqBackend | None]
+    # The backend for ADD/CHECK given the config's ipMasqBackend; None when none works here.
+    masq: Callable[[str], MasqBackend | None]
+    # Every backend usable here: DEL and GC clean all of them.
+    masq_all: Callable[[], list[MasqBackend]]
     netns_exists: Callable[[str], bool]
     check_netns: Callable[[str], None]
     random_suffix: Callable[[], str]

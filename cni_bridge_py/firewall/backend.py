@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
 from typing import Protocol
 
 from cni_bridge_py.firewall.layout import MasqRequest
-from cni_bridge_py.netaddr import IPInterface
 
 
 class MasqBackend(Protocol):
@@ -17,11 +15,9 @@ class MasqBackend(Protocol):
     def setup(self, request: MasqRequest) -> None:
         """Install (or rewrite) the container's chain and jumps; idempotent."""
 
-    def teardown(
-        self, network: str, container_id: str, sources: Sequence[IPInterface] = ()
-    ) -> None:
-        """Remove the jumps for `sources` (every jump when empty), and the chain once nothing
-        jumps to it; fine when nothing exists."""
+    def teardown(self, request: MasqRequest) -> None:
+        """Remove the rules for request.addresses (every rule of the container when empty);
+        fine when nothing exists."""
 
     def missing(self, request: MasqRequest) -> list[str]:
         """The expected rules that are not installed (empty when all are)."""
@@ -38,7 +34,8 @@ def iptables_variant(path_env: str | None) -> str | None:
     return "nft"
 
 
-def default_backend(path_env: str | None) -> MasqBackend | None:
+def default_backend(path_env: str | None, preference: str = "") -> MasqBackend | None:
+    """`preference` is the config's ipMasqBackend ("" = whatever works here)."""
     variant = iptables_variant(path_env)
     if variant == "legacy":
         from cni_bridge_py.firewall.iptables_legacy import LegacyIptables  # noqa: PLC0415
@@ -49,3 +46,9 @@ def default_backend(path_env: str | None) -> MasqBackend | None:
 
         return RestoreIptables(path_env)
     return None
+
+
+def all_backends(path_env: str | None) -> list[MasqBackend]:
+    """Every backend that can run here, for cleaning up whichever one wrote the rules."""
+    found = default_backend(path_env, "iptables")
+    return [found] if found is not None else []

@@ -9,13 +9,13 @@ import contextlib
 import fcntl
 import ipaddress
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import iptc
 
 from cni_bridge_py.errors import IOFailure
-from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest, chain_name
+from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest
 from cni_bridge_py.netaddr import IPInterface
 
 # The lock every legacy iptables binary takes (iptables -w): we serialise with them.
@@ -37,10 +37,8 @@ class LegacyIptables:
             for family in sorted({a.version for a in request.addresses}):
                 self._setup_family(request, family)
 
-    def teardown(
-        self, network: str, container_id: str, sources: Sequence[IPInterface] = ()
-    ) -> None:
-        chain = chain_name(network, container_id)
+    def teardown(self, request: MasqRequest) -> None:
+        chain, sources = request.chain, request.addresses
         hosts = {f"{a.ip}/{a.max_prefixlen}" for a in sources}
         with self._lock():
             for family in (4, 6):

@@ -10,18 +10,16 @@ import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from cni_bridge_py.errors import IOFailure
 from cni_bridge_py.firewall.layout import (
     MasqRequest,
     NatTable,
-    chain_name,
     render_setup,
     render_teardown,
     rules_missing,
 )
-from cni_bridge_py.netaddr import IPInterface
 
 LOCK_DIR = "/run/cni-bridge-py"
 TOOLS = {4: "iptables", 6: "ip6tables"}
@@ -40,10 +38,8 @@ class RestoreIptables:
                 batch = render_setup(self._nat(family), request, family)
                 self._restore(family, batch)
 
-    def teardown(
-        self, network: str, container_id: str, sources: Sequence[IPInterface] = ()
-    ) -> None:
-        chain = chain_name(network, container_id)
+    def teardown(self, request: MasqRequest) -> None:
+        chain, sources = request.chain, request.addresses
         with self._lock():
             for family in TOOLS:
                 if self._tool(family, "-save") is None:

@@ -25,6 +25,8 @@ class MasqRequest:
     network: str
     container_id: str
     addresses: tuple[IPInterface, ...]
+    # nftables names rules by interface too; iptables shares one chain per container.
+    ifname: str = ""
 
     @property
     def chain(self) -> str:

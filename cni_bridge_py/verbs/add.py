@@ -201,18 +201,17 @@ def _masquerade(
 ) -> None:
     if not conf.ip_masq or not done.ips:
         return
-    backend = ports.masq()
+    backend = ports.masq(conf.ip_masq_backend)
     if backend is None:
         raise IOFailure(
             "ipMasq is set but no iptables is available on this host",
             "install iptables (nft or legacy), or set ipMasq false",
         )
-    addresses = tuple(ip.address for ip in done.ips)
-    backend.setup(MasqRequest(conf.name, request.container_id, addresses))
-    undo.push(
-        "masquerade rules",
-        lambda: backend.teardown(conf.name, request.container_id, addresses),
+    masq = MasqRequest(
+        conf.name, request.container_id, tuple(ip.address for ip in done.ips), request.ifname
     )
+    backend.setup(masq)
+    undo.push("masquerade rules", lambda: backend.teardown(masq))
 
 
 def _wait_port_up(ports: Ports, done: Attached) -> None:

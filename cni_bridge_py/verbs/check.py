@@ -106,11 +106,16 @@ def _check_addresses_and_routes(
 def _check_masquerade(request: Request, conf: NetConf, ports: Ports, prev: Result) -> None:
     if not conf.ip_masq or not prev.ips:
         return
-    backend = ports.masq()
+    backend = ports.masq(conf.ip_masq_backend)
     if backend is None:
         raise CheckFailed("ipMasq is set but no iptables is available on this host")
     missing = backend.missing(
-        MasqRequest(conf.name, request.container_id, tuple(ip.address for ip in prev.ips))
+        MasqRequest(
+            conf.name,
+            request.container_id,
+            tuple(ip.address for ip in prev.ips),
+            request.ifname,
+        )
     )
     if missing:
         raise CheckFailed(f"masquerade rule missing: {missing[0]}")

@@ -9,6 +9,7 @@ leaks it then). The bridge and its address are shared and never touched.
 from __future__ import annotations
 
 from cni_bridge_py.config import NetConf
+from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.netaddr import IPInterface
@@ -52,11 +53,11 @@ def _remove_masquerade(
     addresses: list[IPInterface],
     released: list[IPInterface],
 ) -> None:
-    backend = ports.masq()
-    if backend is None:
-        return
     sources = {a.ip: a for a in [*addresses, *released]}
     if conf.prev_result is not None:
         sources.update({ip.address.ip: ip.address for ip in conf.prev_result.ips})
-    # Unknown addresses (no netns, no reservation): drop every jump of this container's chain.
-    backend.teardown(conf.name, request.container_id, tuple(sources.values()))
+    # With no address known (no netns, no reservation), every rule of the container goes.
+    masq = MasqRequest(conf.name, request.container_id, tuple(sources.values()), request.ifname)
+    # Both backends: the config may have switched, or the reference may have written them.
+    for backend in ports.masq_all():
+        backend.teardown(masq)

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cni_bridge_py.firewall.backend import default_backend
+from cni_bridge_py.firewall.backend import all_backends, default_backend
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.disk import DiskStore
 from cni_bridge_py.kernel import netlink
@@ -33,7 +33,8 @@ def system_ports(request: Request) -> Iterator[Ports]:
             open_netns=_open_netns,
             sysctl=ProcSysctl(),
             open_store=DiskStore,
-            masq=lambda: default_backend(path_env),
+            masq=lambda preference: default_backend(path_env, preference),
+            masq_all=lambda: all_backends(path_env),
             netns_exists=netns_exists,
             check_netns=check_netns,
             random_suffix=lambda: secrets.token_hex(4),
