@@ -69,3 +69,19 @@ def kernel_routes(routes: Sequence[Route], ips: Sequence[IPConfig]) -> list[Kern
 def result_dns(conf: NetConf, ipam_dns: DNS) -> DNS:
     """The network's own dns replaces IPAM's when set, as in the reference."""
     return conf.dns if not conf.dns.is_empty() else ipam_dns
+
+
+PORT_ALIAS_PREFIX = "cni-bridge-py"
+
+
+def port_alias(network: str, container_id: str, ifname: str) -> str:
+    """The host veth's ifalias: names are validated, so spaces separate them safely."""
+    return f"{PORT_ALIAS_PREFIX} {network} {container_id} {ifname}"
+
+
+def parse_port_alias(alias: str) -> tuple[str, str, str] | None:
+    """(network, container ID, ifname) of a port we made, else None."""
+    parts = alias.split(" ")
+    if len(parts) != 4 or parts[0] != PORT_ALIAS_PREFIX:
+        return None
+    return parts[1], parts[2], parts[3]

@@ -18,8 +18,11 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
 
-from cni_bridge_py.errors import InvalidNetns, IOFailure
+from cni_bridge_py.errors import InvalidNetns
+from cni_bridge_py.kernel.errors import KernelError
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
+from cni_bridge_py.ports import PortFlags
+from cni_bridge_py.vlan import VlanOp
 
 AF_INET, AF_INET6 = 2, 10
 RT_TABLE_MAIN = 254
@@ -27,14 +30,9 @@ RT_SCOPE_UNIVERSE = 0
 # The reference's routes (vishvananda/netlink's default); pyroute2 would send "static".
 RTPROT_BOOT = 3
 BRPORT_MODE_HAIRPIN = 1
-
-
-class KernelError(IOFailure):
-    """A netlink call failed; `errno` is the kernel's answer."""
-
-    def __init__(self, doing: str, err: int, text: str = "") -> None:
-        super().__init__(f"{doing}: {text or os.strerror(err)}")
-        self.errno = err
+BRIDGE_VLAN_INFO_PVID = 0x2
+BRIDGE_VLAN_INFO_UNTAGGED = 0x4
+IFA_F_NODAD = 0x2
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,8 @@ class Link:
     mtu: int
     promisc: bool
     hairpin: bool
+    vlan_filtering: bool
+    alias: str
 
 
 def _attr(msg: Any, name: str) -> Any:
@@ -61,6 +61,10 @@ def _to_link(msg: Any) -> Link:
     kind = (info.get_attr("IFLA_INFO_KIND") if info is not None else None) or ""
     slave = info.get_attr("IFLA_INFO_SLAVE_DATA") if info is not None else None
     hairpin = bool(slave.get_attr("IFLA_BRPORT_MODE")) if slave is not None else False
+    data = info.get_attr("IFLA_INFO_DATA") if info is not None else None
+    filtering = (
+        bool(data.get_attr("IFLA_BR_VLAN_FILTERING")) if kind == "bridge" and data else False
+    )
     return Link(
         index=int(msg["index"]),
         name=str(_attr(msg, "IFLA_IFNAME")),
@@ -72,6 +76,8 @@ def _to_link(msg: Any) -> Link:
         mtu=int(_attr(msg, "IFLA_MTU") or 0),
         promisc=bool(int(msg["flags"]) & 0x100),
         hairpin=hairpin,
+        vlan_filtering=filtering,
+        alias=str(_attr(msg, "IFLA_IFALIAS") or ""),
     )
 
 
@@ -113,11 +119,13 @@ class NetlinkSession:
     def links(self) -> list[Link]:
         return [_to_link(m) for m in _retry_dump(self.ipr.link, "dump")]
 
-    def create_bridge(self, name: str, mtu: int) -> bool:
+    def create_bridge(self, name: str, mtu: int, vlan_filtering: bool = False) -> bool:
         """True when we created it; False when it already existed (e.g. a concurrent ADD)."""
         spec: dict[str, Any] = {"ifname": name, "kind": "bridge"}
         if mtu:
             spec["mtu"] = mtu
+        if vlan_filtering:
+            spec["br_vlan_filtering"] = 1
         try:
             self.ipr.link("add", **spec)
         except NetlinkError as exc:
@@ -155,16 +163,36 @@ class NetlinkSession:
     def set_promisc(self, index: int, what: str) -> None:
         self._set(what, index=index, flags=0x100, mask=0x100)
 
+    def set_alias(self, index: int, alias: str, what: str) -> None:
+        self._set(what, index=index, ifalias=alias)
+
     def set_mac(self, index: int, mac: str, what: str) -> None:
         self._set(what, index=index, address=mac)
 
-    def enslave(self, index: int, master: int, hairpin: bool, what: str) -> None:
+    def enslave(self, index: int, master: int, flags: PortFlags, what: str) -> None:
         self._set(what, index=index, master=master)
         # Written even when off, so a port reused from elsewhere does not keep a stale mode.
+        settings: dict[str, Any] = {"mode": BRPORT_MODE_HAIRPIN if flags.hairpin else 0}
+        if flags.isolated:
+            settings["isolated"] = 1
         try:
-            self.ipr.brport("set", index=index, mode=BRPORT_MODE_HAIRPIN if hairpin else 0)
+            self.ipr.brport("set", index=index, **settings)
         except NetlinkError as exc:
-            raise KernelError(f"setting hairpin mode on {what}", exc.code) from exc
+            raise KernelError(f"setting port flags on {what}", exc.code) from exc
+
+    def set_port_vlans(self, index: int, ops: list[VlanOp], what: str) -> None:
+        for op in ops:
+            flags = (BRIDGE_VLAN_INFO_PVID if op.pvid else 0) | (
+                BRIDGE_VLAN_INFO_UNTAGGED if op.untagged else 0
+            )
+            try:
+                self.ipr.vlan_filter(
+                    "add" if op.add else "del",
+                    index=index,
+                    vlan_info={"vid": op.vid, "flags": flags},
+                )
+            except NetlinkError as exc:
+                raise KernelError(f"setting VLAN {op.vid} on {what}", exc.code) from exc
 
     def delete_link(self, index: int, what: str) -> bool:
         """False when it was already gone."""
@@ -190,8 +218,9 @@ class NetlinkSession:
             out.append(ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}"))
         return out
 
-    def add_address(self, index: int, iface: IPInterface, what: str) -> bool:
-        """False when the address was already there (a concurrent ADD put the gateway first)."""
+    def add_address(self, index: int, iface: IPInterface, what: str, nodad: bool = False) -> bool:
+        """False when the address was already there (a concurrent ADD put the gateway first).
+        `nodad`: an IPv6 address usable at once, without duplicate address detection."""
         kwargs: dict[str, Any] = {
             "index": index,
             "address": str(iface.ip),
@@ -199,6 +228,8 @@ class NetlinkSession:
         }
         if iface.version == 4:
             kwargs["broadcast"] = str(iface.network.broadcast_address)
+        elif nodad:
+            kwargs["flags"] = IFA_F_NODAD
         try:
             self.ipr.addr("add", **kwargs)
         except NetlinkError as exc:

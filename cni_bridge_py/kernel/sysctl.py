@@ -13,7 +13,7 @@ class ProcSysctl:
         with open(self._path(key)) as f:
             return f.read().strip()
 
-    def write(self, key: str, value: str) -> None:
+    def write(self, key: str, value: str, *, required: bool = True) -> None:
         """key is a /proc/sys path, e.g. 'net/ipv4/ip_forward' (slashes, since interface
         names may hold dots). Skips the write when already set."""
         path = self._path(key)
@@ -24,7 +24,8 @@ class ProcSysctl:
                 f.seek(0)
                 f.write(value)
         except OSError as exc:
-            raise IOFailure(f"cannot set {key}={value}", str(exc)) from exc
+            if required:
+                raise IOFailure(f"cannot set {key}={value}", str(exc)) from exc
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}"

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cni_bridge_py import plan
+from cni_bridge_py import plan, vlan
 from cni_bridge_py.config import NetConf
-from cni_bridge_py.errors import InvalidConfig, InvalidEnvironment, IOFailure
+from cni_bridge_py.errors import InvalidEnvironment, IOFailure
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.engine import ipam_for
-from cni_bridge_py.kernel.netlink import KernelError
-from cni_bridge_py.netaddr import IPInterface
-from cni_bridge_py.ports import Links, LinkView, Ports
+from cni_bridge_py.kernel.errors import KernelError
+from cni_bridge_py.ports import LinkView, PortFlags, Ports
 from cni_bridge_py.result import DNS, Interface, IPConfig, Result, Route
 from cni_bridge_py.rollback import Rollback
 from cni_bridge_py.verbs import fault_point
+from cni_bridge_py.verbs.bridge import configure_gateway, ensure_bridge
+from cni_bridge_py.verbs.container import configure_container
 
 VETH_NAME_TRIES = 10
 # The reference's waits for a new bridge port to leave the blocking state.
@@ -41,19 +41,20 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
     done = Attached()
     with Rollback() as undo:
         # The bridge first: a name taken by another kind of link fails before IPAM is touched.
-        done.bridge = ensure_bridge(ports.host, conf)
+        done.bridge = ensure_bridge(ports, conf)
         fault_point(request, "bridge")
         _allocate(request, conf, ports, done, undo)
         fault_point(request, "ipam")
-        _create_veth(request, conf, ports, done, undo)
+        done.host_veth = _create_veth(request, conf, ports, done.bridge, undo)
         fault_point(request, "veth")
-        _configure_container(request, ports, done)
+        done.container = configure_container(request, conf, ports, done.ips, done.routes)
         fault_point(request, "container")
-        _configure_gateway(conf, ports, done, undo)
+        configure_gateway(conf, ports, done.bridge, done.ips, port=done.host_veth, undo=undo)
         fault_point(request, "gateway")
         _masquerade(request, conf, ports, done, undo)
         fault_point(request, "masq")
-        _wait_port_up(ports, done)
+        if not conf.disable_container_interface:
+            _wait_port_up(ports, done.host_veth)
         fault_point(request, "port")
     return _result(request, conf, ports, done)
 
@@ -69,33 +70,11 @@ def _allocate(
     done.ipam_dns = got.dns
 
 
-def ensure_bridge(host: Links, conf: NetConf) -> LinkView:
-    """Create the bridge unless it exists; a same-named link of another kind is left alone."""
-    existing = host.link(conf.bridge)
-    if existing is None:
-        host.create_bridge(conf.bridge, conf.mtu)  # False: a concurrent ADD was first, fine
-        existing = host.link(conf.bridge)
-    if existing is None:
-        raise IOFailure(f"bridge {conf.bridge} vanished while being set up", "retry the ADD")
-    if existing.kind != "bridge":
-        raise InvalidConfig(
-            f"{conf.bridge!r} already exists but is not a bridge"
-            f" (it is a {existing.kind or 'plain'} link)",
-            'choose another "bridge" name or remove that link',
-        )
-    if conf.promisc_mode and not existing.promisc:
-        host.set_promisc(existing.index, f"bridge {conf.bridge}")
-    if conf.is_gateway:
-        # An explicitly set MAC stops the bridge following its lowest port's (cni#285).
-        host.set_mac(existing.index, existing.mac, f"bridge {conf.bridge}")
-    if existing.operstate in {"DOWN", ""}:
-        host.set_up(existing.index, f"bridge {conf.bridge}")
-    return existing
-
-
 def _create_veth(
-    request: Request, conf: NetConf, ports: Ports, done: Attached, undo: Rollback
-) -> None:
+    request: Request, conf: NetConf, ports: Ports, bridge: LinkView, undo: Rollback
+) -> LinkView:
+    """The pair, the container end created directly inside the namespace; the host end
+    enslaved (hairpin, isolation, VLANs) and up."""
     with ports.open_netns(request.netns) as container:
         if container.link(request.ifname) is not None:
             raise InvalidEnvironment(
@@ -118,82 +97,17 @@ def _create_veth(
     if veth is None:
         raise IOFailure(f"host veth {name} vanished after creation", "retry the ADD")
     undo.push(f"host veth {name}", lambda: host.delete_link(veth.index, f"veth {name}"))
-    assert done.bridge is not None
-    host.enslave(veth.index, done.bridge.index, conf.hairpin_mode, f"veth {name}")
-    host.set_up(veth.index, f"veth {name}")
-    done.host_veth = veth
-
-
-def _configure_container(request: Request, ports: Ports, done: Attached) -> None:
-    """Addresses, link up, lo up, routes. Undone by deleting the veth."""
-    with ports.open_netns(request.netns) as container:
-        link = container.link(request.ifname)
-        if link is None:
-            raise IOFailure(f"{request.ifname} vanished from {request.netns}", "retry the ADD")
-        what = f"{request.ifname} in {request.netns}"
-        for ip in done.ips:
-            container.add_address(link.index, ip.address, what)
-        container.set_up(link.index, what)
-        lo = container.link("lo")
-        if lo is not None:
-            container.set_up(lo.index, f"lo in {request.netns}")
-        for route in plan.kernel_routes(done.routes, done.ips):
-            container.add_route(route.dst, route.gateway, link.index, what)
-        done.container = container.link_by_index(link.index) or link
-
-
-def _configure_gateway(conf: NetConf, ports: Ports, done: Attached, undo: Rollback) -> None:
-    bridge = done.bridge
-    assert bridge is not None
-    wanted = plan.bridge_addresses(done.ips, conf)
-    if not wanted:
-        return
-    what = f"bridge {conf.bridge}"
-    present = ports.host.addresses(bridge.index)
-    for gateway in wanted:
-        _clear_conflicts(ports.host, bridge, gateway, present, conf)
-        if ports.host.add_address(bridge.index, gateway, what):
-            undo.push(f"gateway {gateway}", _undo_gateway(ports.host, bridge, gateway, done))
-    families = {g.version for g in wanted}
-    if 4 in families:
-        ports.sysctl.write("net/ipv4/ip_forward", "1")
-    if 6 in families:
-        ports.sysctl.write("net/ipv6/conf/all/forwarding", "1")
-
-
-def _clear_conflicts(
-    host: Links, bridge: LinkView, gateway: IPInterface, present: list[IPInterface], conf: NetConf
-) -> None:
-    """The reference's ensureAddr: one IPv4 address per bridge; IPv6 ones may not overlap."""
-    for addr in present:
-        if addr == gateway or addr.ip.is_link_local or addr.version != gateway.version:
-            continue
-        if gateway.version == 4 or addr.network.overlaps(gateway.network):
-            if not conf.force_address:
-                raise InvalidConfig(
-                    f"{conf.bridge!r} already has an IP address different from {gateway}: {addr}",
-                    'set "forceAddress": true to replace it, or use another bridge',
-                )
-            host.delete_address(bridge.index, addr, f"bridge {conf.bridge}")
-
-
-def _undo_gateway(
-    host: Links, bridge: LinkView, gateway: IPInterface, done: Attached
-) -> Callable[[], None]:
-    def undo() -> None:
-        # Only when our veth is the bridge's last port: others may already route through it.
-        veth = done.host_veth
-        ports_left = [
-            link for link in _bridge_ports(host, bridge) if veth is None or link != veth.index
-        ]
-        if not ports_left:
-            host.delete_address(bridge.index, gateway, f"bridge {bridge.name}")
-
-    return undo
-
-
-def _bridge_ports(host: Links, bridge: LinkView) -> list[int]:
-    return [link.index for link in host.links() if link.master == bridge.index]
+    ports.sysctl.write(f"net/ipv6/conf/{name}/accept_ra", "0", required=False)
+    what = f"veth {name}"
+    # Who owns this port, readable by GC after the runtime forgot the container.
+    host.set_alias(
+        veth.index, plan.port_alias(conf.name, request.container_id, request.ifname), what
+    )
+    host.enslave(veth.index, bridge.index, PortFlags(conf.hairpin_mode, conf.port_isolation), what)
+    vlans = vlan.port_ops(conf.vlan, conf.vlan_trunk, conf.preserve_default_vlan)
+    host.set_port_vlans(veth.index, vlans, what)
+    host.set_up(veth.index, what)
+    return veth
 
 
 def _masquerade(
@@ -214,9 +128,7 @@ def _masquerade(
     undo.push("masquerade rules", lambda: backend.teardown(masq))
 
 
-def _wait_port_up(ports: Ports, done: Attached) -> None:
-    veth = done.host_veth
-    assert veth is not None
+def _wait_port_up(ports: Ports, veth: LinkView) -> None:
     state = ports.host.wait_operstate_up(veth.index, f"veth {veth.name}", PORT_UP_DELAYS_MS)
     if state != "UP":
         raise IOFailure(

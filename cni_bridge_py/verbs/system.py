@@ -11,6 +11,7 @@ from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.disk import DiskStore
 from cni_bridge_py.kernel import netlink
 from cni_bridge_py.kernel.netns import check_netns, netns_exists
+from cni_bridge_py.kernel.nssysctl import write_in_netns
 from cni_bridge_py.kernel.sysctl import ProcSysctl
 from cni_bridge_py.ports import Links, Ports
 
@@ -37,5 +38,6 @@ def system_ports(request: Request) -> Iterator[Ports]:
             masq_all=lambda: all_backends(path_env),
             netns_exists=netns_exists,
             check_netns=check_netns,
+            netns_sysctl=write_in_netns,
             random_suffix=lambda: secrets.token_hex(4),
         )

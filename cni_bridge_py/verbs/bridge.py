@@ -1,0 +1,119 @@
+"""The bridge side of ADD: the bridge itself and the gateway addresses on it."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+from cni_bridge_py import plan, vlan
+from cni_bridge_py.config import NetConf
+from cni_bridge_py.errors import InvalidConfig, IOFailure, UnsupportedField
+from cni_bridge_py.kernel.errors import KernelError
+from cni_bridge_py.netaddr import IPInterface
+from cni_bridge_py.ports import Links, LinkView, Ports
+from cni_bridge_py.result import IPConfig
+from cni_bridge_py.rollback import Rollback
+
+
+def ensure_bridge(ports: Ports, conf: NetConf) -> LinkView:
+    """Create the bridge unless it exists; a same-named link of another kind is left alone."""
+    host = ports.host
+    filtering = vlan.needs_filtering(conf.vlan, conf.vlan_trunk)
+    existing = host.link(conf.bridge)
+    if existing is None:
+        _create(ports, conf, filtering)
+        existing = host.link(conf.bridge)
+    if existing is None:
+        raise IOFailure(f"bridge {conf.bridge} vanished while being set up", "retry the ADD")
+    if existing.kind != "bridge":
+        raise InvalidConfig(
+            f"{conf.bridge!r} already exists but is not a bridge"
+            f" (it is a {existing.kind or 'plain'} link)",
+            'choose another "bridge" name or remove that link',
+        )
+    if filtering and not existing.vlan_filtering:
+        raise InvalidConfig(
+            f"bridge {conf.bridge!r} exists without VLAN filtering, which vlan/vlanTrunk need",
+            "use a bridge created with vlan_filtering 1, or another bridge name",
+        )
+    what = f"bridge {conf.bridge}"
+    if conf.promisc_mode and not existing.promisc:
+        host.set_promisc(existing.index, what)
+    if conf.is_gateway:
+        # An explicitly set MAC stops the bridge following its lowest port's (cni#285).
+        host.set_mac(existing.index, existing.mac, what)
+    if existing.operstate in {"DOWN", ""}:
+        host.set_up(existing.index, what)
+    return existing
+
+
+def _create(ports: Ports, conf: NetConf, filtering: bool) -> None:
+    try:
+        created = ports.host.create_bridge(conf.bridge, conf.mtu, filtering)
+    except KernelError as exc:
+        if filtering and exc.errno == errno.EOPNOTSUPP:
+            raise UnsupportedField(
+                f"cannot create bridge {conf.bridge!r} with VLAN filtering: this kernel's"
+                " bridge does not support it",
+                'drop "vlan"/"vlanTrunk" from the config, or use a kernel with'
+                " CONFIG_BRIDGE_VLAN_FILTERING",
+            ) from exc
+        raise
+    if created:
+        # Router advertisements must not configure the gateway bridge (reference: accept_ra=0).
+        ports.sysctl.write(f"net/ipv6/conf/{conf.bridge}/accept_ra", "0", required=False)
+
+
+def configure_gateway(
+    conf: NetConf,
+    ports: Ports,
+    bridge: LinkView,
+    ips: list[IPConfig],
+    *,
+    port: LinkView,
+    undo: Rollback,
+) -> None:
+    """The gateway addresses on the bridge and forwarding on. `port` is this ADD's host veth."""
+    wanted = plan.bridge_addresses(ips, conf)
+    if not wanted:
+        return
+    what = f"bridge {conf.bridge}"
+    present = ports.host.addresses(bridge.index)
+    for gateway in wanted:
+        _clear_conflicts(ports.host, bridge, gateway, present, conf)
+        if ports.host.add_address(bridge.index, gateway, what, nodad=True):
+            undo.push(f"gateway {gateway}", _undo_gateway(ports.host, bridge, port, gateway))
+    families = {g.version for g in wanted}
+    if 4 in families:
+        ports.sysctl.write("net/ipv4/ip_forward", "1")
+    if 6 in families:
+        ports.sysctl.write("net/ipv6/conf/all/forwarding", "1")
+
+
+def _clear_conflicts(
+    host: Links, bridge: LinkView, gateway: IPInterface, present: list[IPInterface], conf: NetConf
+) -> None:
+    """The reference's ensureAddr: one IPv4 address per bridge; IPv6 ones may not overlap."""
+    for addr in present:
+        if addr == gateway or addr.ip.is_link_local or addr.version != gateway.version:
+            continue
+        if gateway.version == 4 or addr.network.overlaps(gateway.network):
+            if not conf.force_address:
+                raise InvalidConfig(
+                    f"{conf.bridge!r} already has an IP address different from {gateway}: {addr}",
+                    'set "forceAddress": true to replace it, or use another bridge',
+                )
+            host.delete_address(bridge.index, addr, f"bridge {conf.bridge}")
+
+
+def _undo_gateway(
+    host: Links, bridge: LinkView, port: LinkView, gateway: IPInterface
+) -> Callable[[], None]:
+    def undo() -> None:
+        # Only a bridge with no port but ours loses the address: other containers may
+        # already route through it. (Our veth is removed after this, newest undo first.)
+        ports_left = {link.index for link in host.links() if link.master == bridge.index}
+        if not ports_left - {port.index}:
+            host.delete_address(bridge.index, gateway, f"bridge {bridge.name}")
+
+    return undo
