@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cni_bridge_py import __version__
@@ -54,6 +54,8 @@ class Request:
     fault: str = ""
     # The plugin's PATH: where iptables is looked up (the reference uses exec.LookPath).
     search_path: str = ""
+    # The whole environment: a delegated IPAM plugin runs with it (CNI_COMMAND replaced).
+    environ: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ def parse_request(env: Mapping[str, str], stdin: bytes) -> Request:
         cni_version=cni_version,
         fault=env.get(FAULT_ENV, ""),
         search_path=env.get("PATH", ""),
+        environ=dict(env),
     )
 
 

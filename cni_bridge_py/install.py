@@ -15,15 +15,22 @@ from pathlib import Path
 
 import cni_bridge_py
 
-EXECUTABLES = ("cni-bridge-py",)
+# The bridge plugin first (aliases point at it), then the standalone host-local IPAM plugin
+# that any main plugin (ptp, macvlan, ...) can name as "ipam": {"type": "cni-host-local-py"}.
+EXECUTABLES = ("cni-bridge-py", "cni-host-local-py")
+# Each executable's module; it has a main() -> exit code.
+ENTRY_MODULES = {
+    "cni-bridge-py": "cni_bridge_py.cli",
+    "cni-host-local-py": "cni_bridge_py.hostlocal_plugin",
+}
 
 
-def launcher_text(python: str) -> str:
+def launcher_text(python: str, module: str = "cni_bridge_py.cli") -> str:
     return (
         f"#!{python} -I\n"
         "# Installed by cni-bridge-py (make install). Runs the CNI plugin with this interpreter.\n"
         "import sys\n"
-        "from cni_bridge_py.cli import main\n"
+        f"from {module} import main\n"
         "sys.exit(main())\n"
     )
 
@@ -37,7 +44,7 @@ def install(
     for name in EXECUTABLES:
         path = bin_dir / name
         tmp = bin_dir / f".{name}.tmp"
-        tmp.write_text(launcher_text(python))
+        tmp.write_text(launcher_text(python, ENTRY_MODULES[name]))
         tmp.chmod(0o755)
         tmp.replace(path)  # atomic: a runtime never executes a half-written launcher
         written.append(path)

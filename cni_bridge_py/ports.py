@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from cni_bridge_py.firewall.backend import MasqBackend
+from cni_bridge_py.firewall.backend import MasqBackend, SpoofChecker
 from cni_bridge_py.ipam.store import Store
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
 from cni_bridge_py.vlan import VlanOp
@@ -93,3 +93,5 @@ class Ports:
     # Write sysctls inside a namespace: (path, settings, keys whose failure is an error).
     netns_sysctl: Callable[[str, Sequence[tuple[str, str]], Sequence[str]], None]
     random_suffix: Callable[[], str]
+    # macspoofchk (firewall): the nft spoof checker, None when nft is missing (or in fakes).
+    spoof: Callable[[], SpoofChecker | None] = lambda: None

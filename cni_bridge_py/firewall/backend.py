@@ -1,25 +1,51 @@
-"""What the verbs need from a masquerade backend, and how one is picked for this host."""
+"""What the verbs need from a masquerade backend, and how one is picked for this host.
+
+Backends are imported only once chosen: python-iptables (libiptc through ctypes) loads only
+on a legacy-iptables host, subprocess only when a binary is driven.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Collection
 from typing import Protocol
 
 from cni_bridge_py.firewall.layout import MasqRequest
+from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 
 
 class MasqBackend(Protocol):
     name: str
 
     def setup(self, request: MasqRequest) -> None:
-        """Install (or rewrite) the container's chain and jumps; idempotent."""
+        """Install (or rewrite) the attachment's rules for request.addresses; idempotent."""
 
     def teardown(self, request: MasqRequest) -> None:
-        """Remove the rules for request.addresses (every rule of the container when empty);
+        """Remove the rules for request.addresses (every rule of the attachment when empty;
+        nftables always removes the whole attachment, named by network+ifname+container);
         fine when nothing exists."""
 
     def missing(self, request: MasqRequest) -> list[str]:
+        """The expected rules that are not installed (empty when all are)."""
+
+    def gc(self, network: str, valid: Collection[tuple[str, str]]) -> list[str]:
+        """Remove, in one batch per table, the masquerade state of `network` owned by no
+        valid (containerID, ifname) pair; other networks are never touched. iptables state
+        has no ifname, so there a container stays while any of its pairs is valid. Returns
+        one readable line per removed attachment."""
+
+
+class SpoofChecker(Protocol):
+    """macspoofchk: drop frames from the container's veth whose source MAC is not its own."""
+
+    def setup(self, spec: SpoofCheck) -> None:
+        """Install (or rewrite) the attachment's rules; needs spec.host_veth and spec.mac."""
+
+    def teardown(self, spec: SpoofCheck) -> None:
+        """Remove the attachment's rules, found by container ID and ifname; fine when none."""
+
+    def missing(self, spec: SpoofCheck) -> list[str]:
         """The expected rules that are not installed (empty when all are)."""
 
 
@@ -34,8 +60,7 @@ def iptables_variant(path_env: str | None) -> str | None:
     return "nft"
 
 
-def default_backend(path_env: str | None, preference: str = "") -> MasqBackend | None:
-    """`preference` is the config's ipMasqBackend ("" = whatever works here)."""
+def _iptables(path_env: str | None) -> MasqBackend | None:
     variant = iptables_variant(path_env)
     if variant == "legacy":
         from cni_bridge_py.firewall.iptables_legacy import LegacyIptables  # noqa: PLC0415
@@ -48,7 +73,41 @@ def default_backend(path_env: str | None, preference: str = "") -> MasqBackend |
     return None
 
 
+def _nftables(path_env: str | None) -> MasqBackend | None:
+    found = shutil.which("nft", path=path_env)
+    if found is None:
+        return None
+    from cni_bridge_py.firewall.nft_run import Nft  # noqa: PLC0415
+    from cni_bridge_py.firewall.nftables import NftablesMasq  # noqa: PLC0415
+
+    return NftablesMasq(Nft(found))
+
+
+def default_backend(path_env: str | None, preference: str = "") -> MasqBackend | None:
+    """The backend for ADD and CHECK. `preference` is the config's ipMasqBackend: "iptables"
+    or "nftables" is taken as asked (None if its tool is missing); "" means iptables in the
+    variant the host's `iptables` is (nft or legacy), else nftables when only nft exists.
+    Presence of the binaries decides, not a probe that needs CAP_NET_ADMIN (plugins#1280)."""
+    if preference == "nftables":
+        return _nftables(path_env)
+    found = _iptables(path_env)
+    if found is not None or preference == "iptables":
+        return found
+    return _nftables(path_env)
+
+
+def spoof_checker(path_env: str | None) -> SpoofChecker | None:
+    """The macspoofchk implementation (nft, bridge family); None without `nft` on PATH."""
+    found = shutil.which("nft", path=path_env)
+    if found is None:
+        return None
+    from cni_bridge_py.firewall.macspoofchk import NftSpoofChecker  # noqa: PLC0415
+    from cni_bridge_py.firewall.nft_run import Nft  # noqa: PLC0415
+
+    return NftSpoofChecker(Nft(found))
+
+
 def all_backends(path_env: str | None) -> list[MasqBackend]:
-    """Every backend that can run here, for cleaning up whichever one wrote the rules."""
-    found = default_backend(path_env, "iptables")
-    return [found] if found is not None else []
+    """Every backend that can run here, for DEL and GC to clean whichever wrote the rules
+    (the config's ipMasqBackend may have changed since ADD, or the reference wrote them)."""
+    return [b for b in (_iptables(path_env), _nftables(path_env)) if b is not None]

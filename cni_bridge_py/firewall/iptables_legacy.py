@@ -9,13 +9,13 @@ import contextlib
 import fcntl
 import ipaddress
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import iptc
 
 from cni_bridge_py.errors import IOFailure
-from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest
+from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest, chain_name, parse_comment
 from cni_bridge_py.netaddr import IPInterface
 
 # The lock every legacy iptables binary takes (iptables -w): we serialise with them.
@@ -42,7 +42,29 @@ class LegacyIptables:
         hosts = {f"{a.ip}/{a.max_prefixlen}" for a in sources}
         with self._lock():
             for family in (4, 6):
-                self._teardown_family(chain, family, hosts)
+                self._remove_chains(family, {chain: hosts}, f"masquerade chain {chain}")
+
+    def gc(self, network: str, valid: Collection[tuple[str, str]]) -> list[str]:
+        """One commit per family removing the chains of `network` whose container has no
+        valid attachment; chains are claimed as in layout.owned_chains."""
+        valid_ids = {container_id for container_id, _ in valid}
+        removed: list[str] = []
+        with self._lock():
+            for family in (4, 6):
+                table_cls, _ = _api(family)
+                table = table_cls(table_cls.NAT)
+                table.refresh()
+                stale = {
+                    chain: cid
+                    for chain, cid in _owned_chains(table, network).items()
+                    if cid not in valid_ids
+                }
+                if stale:
+                    what = f"stale masquerade chains of {network}"
+                    self._remove_chains(family, {chain: set() for chain in stale}, what)
+                tool = "iptables" if family == 4 else "ip6tables"
+                removed += [f"{tool}-legacy {chain} id: {cid}" for chain, cid in stale.items()]
+        return removed
 
     def missing(self, request: MasqRequest) -> list[str]:
         out: list[str] = []
@@ -97,27 +119,31 @@ class LegacyIptables:
         finally:
             table.autocommit = True
 
-    def _teardown_family(self, chain: str, family: int, hosts: set[str]) -> None:
+    def _remove_chains(self, family: int, chains: dict[str, set[str]], what: str) -> None:
+        """For each chain: drop its POSTROUTING jumps from the given hosts (all when empty),
+        and the chain itself once nothing jumps to it. One commit."""
         table_cls, _ = _api(family)
         try:
             table = table_cls(table_cls.NAT)
+        except iptc.IPTCError as exc:
+            raise IOFailure(f"removing {what} (legacy iptables)", str(exc)) from exc
+        try:
             table.autocommit = False
             table.refresh()
             postrouting = iptc.Chain(table, "POSTROUTING")
-            jumps = [
-                r for r in postrouting.rules if r.target is not None and r.target.name == chain
-            ]
-            doomed = [r for r in jumps if not hosts or _host(r.src) in hosts]
-            for rule in doomed:
-                postrouting.delete_rule(rule)
-            if table.is_chain(chain) and len(doomed) == len(jumps):
-                iptc.Chain(table, chain).flush()
-                table.delete_chain(chain)
+            for chain, hosts in chains.items():
+                jumps = [
+                    r for r in postrouting.rules if r.target is not None and r.target.name == chain
+                ]
+                doomed = [r for r in jumps if not hosts or _host(r.src) in hosts]
+                for rule in doomed:
+                    postrouting.delete_rule(rule)
+                if table.is_chain(chain) and len(doomed) == len(jumps):
+                    iptc.Chain(table, chain).flush()
+                    table.delete_chain(chain)
             table.commit()
         except iptc.IPTCError as exc:
-            raise IOFailure(
-                f"removing masquerade chain {chain} (legacy iptables)", str(exc)
-            ) from exc
+            raise IOFailure(f"removing {what} (legacy iptables)", str(exc)) from exc
         finally:
             table.autocommit = True
 
@@ -157,6 +183,27 @@ class LegacyIptables:
             os.close(fd)
 
 
+def _owned_chains(table: Any, network: str) -> dict[str, str]:
+    """chain -> containerID of `network`'s masquerade chains, by the rule comments."""
+    owners: dict[str, str] = {}
+    for chain in table.chains:
+        for rule in chain.rules:
+            for match in rule.matches:
+                owner = parse_comment(_comment(match)) if match.name == "comment" else None
+                if owner is not None and owner[0] == network:
+                    name = chain_name(network, owner[1])
+                    if table.is_chain(name):
+                        owners[name] = owner[1]
+    return owners
+
+
+def _comment(match: Any) -> str:
+    """A comment match's text. `match.comment` is None on a rule read back from the kernel
+    until this process has itself built a comment match; the parameters are always there."""
+    values = match.get_all_parameters().get("comment") or [match.comment or ""]
+    return str(values[0])
+
+
 def _host(src: str) -> str:
     """libiptc spells a host as 10.0.0.2/255.255.255.255; we compare 10.0.0.2/32."""
     addr, _, mask = src.partition("/")
@@ -167,6 +214,6 @@ def _host(src: str) -> str:
 
 def _describe(rule: Any) -> str:
     """A comparable text of a rule: addresses, comment and target."""
-    comments = [m.comment for m in rule.matches if m.name == "comment"]
+    comments = [_comment(m) for m in rule.matches if m.name == "comment"]
     target = rule.target.name if rule.target is not None else ""
     return f"src={rule.src} dst={rule.dst} comment={comments} target={target}"

@@ -10,12 +10,13 @@ import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from cni_bridge_py.errors import IOFailure
 from cni_bridge_py.firewall.layout import (
     MasqRequest,
     NatTable,
+    render_gc,
     render_setup,
     render_teardown,
     rules_missing,
@@ -47,6 +48,21 @@ class RestoreIptables:
                 batch = render_teardown(self._nat(family), chain, sources)
                 if batch is not None:
                     self._restore(family, batch)
+
+    def gc(self, network: str, valid: Collection[tuple[str, str]]) -> list[str]:
+        """One iptables-restore batch per family removing the chains of `network` whose
+        container has no valid attachment (a chain has no ifname: any valid pair keeps it)."""
+        valid_ids = {container_id for container_id, _ in valid}
+        removed: list[str] = []
+        with self._lock():
+            for family, tool in TOOLS.items():
+                if self._tool(family, "-save") is None:
+                    continue
+                batch, stale = render_gc(self._nat(family), network, valid_ids)
+                if batch is not None:
+                    self._restore(family, batch)
+                removed += [f"{tool} {chain} id: {cid}" for chain, cid in stale.items()]
+        return removed
 
     def missing(self, request: MasqRequest) -> list[str]:
         out: list[str] = []

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from cni_bridge_py.netaddr import IPInterface
@@ -141,16 +142,72 @@ def render_teardown(
     """Remove the POSTROUTING jumps to `chain` for `sources` (all jumps when empty), then the
     chain once nothing jumps to it. None when there is nothing to remove."""
     hosts = {f"{a.ip}/{a.max_prefixlen}" for a in sources}
+    return _batch(_teardown_lines(current, chain, hosts))
+
+
+def _teardown_lines(current: NatTable, chain: str, hosts: set[str]) -> list[str]:
     jumps = current.jumps_to(chain)
     doomed = [r for r in jumps if not hosts or _source(r) in hosts]
     keep_chain = len(doomed) < len(jumps)
-    lines = ["*nat"] + ["-D" + rule[2:] for rule in doomed]
+    lines = ["-D" + rule[2:] for rule in doomed]
     if chain in current.chains and not keep_chain:
         lines += [f"-F {chain}", f"-X {chain}"]
-    if len(lines) == 1:
+    return lines
+
+
+def _batch(lines: list[str]) -> str | None:
+    if not lines:
         return None
-    lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    return "\n".join(["*nat", *lines, "COMMIT"]) + "\n"
+
+
+_COMMENT_RE = re.compile(r'^name: ("(?:[^"\\]|\\.)*") id: ("(?:[^"\\]|\\.)*")$')
+
+
+def parse_comment(comment: str) -> tuple[str, str] | None:
+    """(network, containerID) from `name: "<net>" id: "<cid>"`, or None for other comments."""
+    found = _COMMENT_RE.match(comment)
+    if found is None:
+        return None
+    try:
+        network, container_id = (json.loads(group) for group in found.groups())
+    except ValueError:  # a Go escape JSON does not know; not a name CNI allows anyway
+        return None
+    return str(network), str(container_id)
+
+
+def _comment(rule: str) -> str:
+    words = shlex.split(rule)
+    for i, word in enumerate(words[:-1]):
+        if word == "--comment":
+            return words[i + 1]
+    return ""
+
+
+def owned_chains(current: NatTable, network: str) -> dict[str, str]:
+    """chain -> containerID for every masquerade chain of `network`: a chain counts only when
+    a rule's comment names this network and the chain's name is that container's hash, so
+    another network's chains (or someone else's CNI- chains) are never claimed."""
+    owners: dict[str, str] = {}
+    for rule in current.rules:
+        owner = parse_comment(_comment(rule))
+        if owner is None or owner[0] != network:
+            continue
+        chain = chain_name(network, owner[1])
+        if chain in current.chains:
+            owners[chain] = owner[1]
+    return owners
+
+
+def render_gc(
+    current: NatTable, network: str, valid_ids: Collection[str]
+) -> tuple[str | None, dict[str, str]]:
+    """One iptables-restore batch removing every chain (and its POSTROUTING jumps) of
+    `network` whose container is not in `valid_ids`; also returns chain -> containerID of
+    what it removes."""
+    stale = {c: cid for c, cid in owned_chains(current, network).items() if cid not in valid_ids}
+    lines = [line for chain in sorted(stale) for line in _teardown_lines(current, chain, set())]
+    return _batch(lines), stale
 
 
 def _normalise(rule: str) -> tuple[str, ...]:

@@ -80,10 +80,13 @@ def allocate(
             mine = next((a for a in pending if range_set.range_for(a) is not None), None)
             if mine is not None:
                 pending.remove(mine)
-            configs.append(allocate_one(store, range_set, range_id, who, mine))
+            try:
+                configs.append(allocate_one(store, range_set, range_id, who, mine))
+            except CniError as exc:
+                raise _in_range(exc, range_id) from exc
         if pending:
             raise InvalidEnvironment(
-                "failed to allocate all requested IPs: " + ", ".join(str(a) for a in pending),
+                "failed to allocate all requested IPs: " + " ".join(str(a) for a in pending),
                 "each requested address must fall inside one configured range set",
             )
     except CniError:
@@ -91,6 +94,12 @@ def allocate(
             release(store, who)
         raise
     return configs
+
+
+def _in_range(exc: CniError, range_id: int) -> CniError:
+    """The same error type, its message prefixed the way host-local's cmdAdd wraps it (users
+    and scripts match the reference's text). allocate_one raises only (msg, details) types."""
+    return type(exc)(f"failed to allocate for range {range_id}: {exc.msg}", exc.details)
 
 
 def release(store: Store, who: Attachment) -> list[IPAddress]:

@@ -1,10 +1,16 @@
-"""The "ipam" section: which IPAM plugin, and host-local's settings (pure)."""
+"""The "ipam" section: which IPAM plugin, and host-local's settings (pure).
+
+"host-local" runs in process; any other type names a plugin executable on CNI_PATH, whose
+settings are its own business (it receives the whole config on stdin).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cni_bridge_py.errors import InvalidConfig
 from cni_bridge_py.fields import Fields
 from cni_bridge_py.ipam.ranges import Range, RangeError, RangeSet, check_no_overlap
 from cni_bridge_py.netaddr import IPAddress, parse_address, parse_network
@@ -19,11 +25,14 @@ class HostLocalConf:
     range_sets: tuple[RangeSet, ...]
     routes: tuple[Route, ...] = ()
     data_dir: str = DEFAULT_DATA_DIR
+    # A resolv.conf-format file whose contents become the result's "dns" ("" = none).
+    resolv_conf: str = ""
 
 
 @dataclass(frozen=True)
 class IpamConf:
     type: str
+    # None: `type` is a plugin executable found on CNI_PATH (delegation).
     host_local: HostLocalConf | None = None
 
 
@@ -37,12 +46,16 @@ def parse_ipam(fields: Fields | None) -> IpamConf | None:
         )
         return None
     if ipam_type != HOST_LOCAL:
-        fields.problem("type", f'{ipam_type!r} is not supported yet; use "host-local"')
-        return None
-    return IpamConf(ipam_type, _host_local(fields))
+        if "/" in ipam_type or ipam_type in (".", ".."):
+            # It is looked up by name in the CNI_PATH dirs; a path would escape them.
+            fields.problem("type", f"{ipam_type!r} is not a plugin name (no '/', not '.' or '..')")
+            return None
+        return IpamConf(ipam_type)
+    return IpamConf(ipam_type, parse_host_local(fields))
 
 
-def _host_local(fields: Fields) -> HostLocalConf | None:
+def parse_host_local(fields: Fields) -> HostLocalConf:
+    """host-local's keys of one "ipam" object; problems are collected in `fields`."""
     range_sets: list[RangeSet] = []
     # Problems found before the ranges are unrelated: they must not hide "no IP ranges".
     problems_before = len(fields.problems)
@@ -50,24 +63,7 @@ def _host_local(fields: Fields) -> HostLocalConf | None:
         legacy = _range(fields)
         if legacy is not None:
             range_sets.append(RangeSet((legacy,)))
-    for index, raw_set in enumerate(fields.get("ranges", list, [])):
-        key = f"ranges[{index}]"
-        if not isinstance(raw_set, list) or not raw_set:
-            fields.problem(key, "expected a non-empty list of ranges")
-            continue
-        members = []
-        for sub_index, raw in enumerate(raw_set):
-            if not isinstance(raw, dict):
-                fields.problem(f"{key}[{sub_index}]", "expected an object")
-                continue
-            built = _range(Fields(raw, f"{fields.path(key)}[{sub_index}]", fields.problems))
-            if built is not None:
-                members.append(built)
-        if len(members) == len(raw_set):
-            try:
-                range_sets.append(RangeSet.build(members))
-            except RangeError as exc:
-                fields.problem(key, str(exc))
+    range_sets.extend(parse_range_sets(fields, "ranges"))
     if not range_sets and len(fields.problems) == problems_before:
         fields.problem("ranges", 'no IP ranges specified: give "ranges" or "subnet"')
     try:
@@ -77,8 +73,33 @@ def _host_local(fields: Fields) -> HostLocalConf | None:
     data_dir = fields.get("dataDir", str, DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
     if not os.path.isabs(data_dir):
         fields.problem("dataDir", f"{data_dir!r} must be an absolute path")
+    resolv_conf = fields.get("resolvConf", str, "")
     routes = tuple(r for r in (_route(f) for f in fields.objects("routes")) if r is not None)
-    return HostLocalConf(tuple(range_sets), routes, data_dir)
+    return HostLocalConf(tuple(range_sets), routes, data_dir, resolv_conf)
+
+
+def parse_range_sets(fields: Fields, key: str) -> list[RangeSet]:
+    """A list of range sets ("ranges", or runtimeConfig's "ipRanges"); bad ones are skipped."""
+    out: list[RangeSet] = []
+    for index, raw_set in enumerate(fields.get(key, list, [])):
+        where = f"{key}[{index}]"
+        if not isinstance(raw_set, list) or not raw_set:
+            fields.problem(where, "expected a non-empty list of ranges")
+            continue
+        members = []
+        for sub_index, raw in enumerate(raw_set):
+            if not isinstance(raw, dict):
+                fields.problem(f"{where}[{sub_index}]", "expected an object")
+                continue
+            built = _range(Fields(raw, f"{fields.path(where)}[{sub_index}]", fields.problems))
+            if built is not None:
+                members.append(built)
+        if len(members) == len(raw_set):
+            try:
+                out.append(RangeSet.build(members))
+            except RangeError as exc:
+                fields.problem(where, str(exc))
+    return out
 
 
 def _range(fields: Fields) -> Range | None:
@@ -122,10 +143,29 @@ def _route(fields: Fields) -> Route | None:
 
 def requested_ips(text: str, problems: list[str]) -> tuple[IPAddress, ...]:
     """CNI_ARGS IP=a[,b...], each optionally with a prefix length, as host-local reads it."""
-    out: list[IPAddress] = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        try:
-            out.append(parse_address(item.split("/", 1)[0]))
-        except ValueError:
-            problems.append(f"CNI_ARGS IP={item!r} is not an IP address")
-    return tuple(out)
+    return tuple(
+        ip
+        for ip in (
+            requested_ip(item, "CNI_ARGS IP=", problems)
+            for item in filter(None, (part.strip() for part in text.split(",")))
+        )
+        if ip is not None
+    )
+
+
+def requested_ip(text: str, source: str, problems: list[str]) -> IPAddress | None:
+    """One requested address, "a.b.c.d" or "a.b.c.d/nn" (the prefix is ignored, as in Go)."""
+    try:
+        return parse_address(text.split("/", 1)[0])
+    except ValueError:
+        problems.append(f"{source} {text!r} is not an IP address")
+        return None
+
+
+def invalid_config(problems: Sequence[str]) -> InvalidConfig:
+    """One code-7 error for every problem found: the first in the message, all in details."""
+    return InvalidConfig(
+        f"invalid network config: {problems[0]}"
+        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+        "; ".join(problems) if len(problems) > 1 else "",
+    )

@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterator
 
 from cni_bridge_py.errors import IOFailure, TryAgainLater
+from cni_bridge_py.ipam.store import LINE_BREAK, Owner, parse_owner
 from cni_bridge_py.netaddr import IPAddress
 
-LINE_BREAK = "\r\n"
 LOCK_NAME = "lock"
 LAST_RESERVED_PREFIX = "last_reserved_ip."
 LOCK_TIMEOUT_S = 30.0
@@ -143,6 +143,33 @@ class DiskStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.directory, str(addr)))
         return mine
+
+    def owners(self) -> list[tuple[IPAddress, Owner]]:
+        return [(addr, parse_owner(text)) for addr, text in self.reservations()]
+
+    def remove(self, addr: IPAddress) -> bool:
+        try:
+            os.unlink(os.path.join(self.directory, str(addr)))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise IOFailure(f"cannot remove the reservation of {addr}", str(exc)) from exc
+        return True
+
+    def check_writable(self) -> None:
+        """Create an unnamed file in the directory: proves a reservation could be written
+        (a read-only or full filesystem fails) and leaves nothing behind."""
+        try:
+            fd = os.open(self.directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                # This filesystem has no O_TMPFILE: fall back to the permission bits.
+                if os.access(self.directory, os.W_OK | os.X_OK):
+                    return
+                reason = "no write permission"
+            raise IOFailure(f"the IPAM data dir {self.directory} is not writable", reason) from exc
+        os.close(fd)
 
     @staticmethod
     def _read(path: str) -> str | None:

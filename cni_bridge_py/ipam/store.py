@@ -6,9 +6,25 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from cni_bridge_py.netaddr import IPAddress
+
+# host-local's owner line: "<containerID>\r\n<ifname>"; files from before 0.7 hold the ID only.
+LINE_BREAK = "\r\n"
+
+
+@dataclass(frozen=True)
+class Owner:
+    container_id: str
+    # None: a legacy reservation that names the container only.
+    ifname: str | None = None
+
+
+def parse_owner(text: str) -> Owner:
+    container_id, sep, ifname = text.strip().partition(LINE_BREAK)
+    return Owner(container_id, ifname if sep else None)
 
 
 class Store(Protocol):
@@ -27,10 +43,19 @@ class Store(Protocol):
 
     def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]: ...
 
+    def owners(self) -> list[tuple[IPAddress, Owner]]:
+        """Every reservation of the network and who holds it."""
+
+    def remove(self, addr: IPAddress) -> bool:
+        """Drop one reservation whoever holds it (GC); False when it was already gone."""
+
+    def check_writable(self) -> None:
+        """IOFailure when a reservation could not be written right now (STATUS)."""
+
 
 class MemoryStore:
     def __init__(self) -> None:
-        self.owners: dict[IPAddress, tuple[str, str]] = {}
+        self.held: dict[IPAddress, tuple[str, str]] = {}
         self.last: dict[int, IPAddress] = {}
         self._mutex = threading.Lock()
 
@@ -40,9 +65,9 @@ class MemoryStore:
             yield
 
     def reserve(self, container_id: str, ifname: str, addr: IPAddress, range_id: int) -> bool:
-        if addr in self.owners:
+        if addr in self.held:
             return False
-        self.owners[addr] = (container_id, ifname)
+        self.held[addr] = (container_id, ifname)
         self.last[range_id] = addr
         return True
 
@@ -52,8 +77,17 @@ class MemoryStore:
     def release(self, container_id: str, ifname: str) -> list[IPAddress]:
         mine = self.owned_by(container_id, ifname)
         for addr in mine:
-            del self.owners[addr]
+            del self.held[addr]
         return mine
 
     def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]:
-        return [a for a, owner in self.owners.items() if owner == (container_id, ifname)]
+        return [a for a, owner in self.held.items() if owner == (container_id, ifname)]
+
+    def owners(self) -> list[tuple[IPAddress, Owner]]:
+        return [(a, Owner(cid, ifname)) for a, (cid, ifname) in self.held.items()]
+
+    def remove(self, addr: IPAddress) -> bool:
+        return self.held.pop(addr, None) is not None
+
+    def check_writable(self) -> None:
+        return None

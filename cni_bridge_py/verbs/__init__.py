@@ -18,7 +18,7 @@ def dispatch(request: Request) -> str:
 
 
 def run(request: Request, conf: config.NetConf, ports: Ports) -> str:
-    from cni_bridge_py.verbs import add, check, delete  # noqa: PLC0415
+    from cni_bridge_py.verbs import add, check, delete, gc, status  # noqa: PLC0415
 
     if request.command == "ADD":
         return add.add(request, conf, ports).to_json(conf.cni_version)
@@ -28,8 +28,13 @@ def run(request: Request, conf: config.NetConf, ports: Ports) -> str:
     if request.command == "CHECK":
         check.check(request, conf, ports)
         return ""
-    # GC and STATUS: nothing to collect or report yet; succeed as the reference does.
-    return ""
+    if request.command == "GC":
+        gc.gc(request, conf, ports)
+        return ""
+    if request.command == "STATUS":
+        status.status(request, conf, ports)
+        return ""
+    raise AssertionError(f"unhandled verb {request.command}")  # front admits only these
 
 
 def fault_point(request: Request, step: str) -> None:

@@ -9,6 +9,7 @@ from cni_bridge_py import plan, vlan
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidEnvironment, IOFailure
 from cni_bridge_py.firewall.layout import MasqRequest
+from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.kernel.errors import KernelError
@@ -47,6 +48,7 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         fault_point(request, "ipam")
         done.host_veth = _create_veth(request, conf, ports, done.bridge, undo)
         fault_point(request, "veth")
+        _macspoofchk(request, conf, ports, done.host_veth, undo)
         done.container = configure_container(request, conf, ports, done.ips, done.routes)
         fault_point(request, "container")
         configure_gateway(conf, ports, done.bridge, done.ips, port=done.host_veth, undo=undo)
@@ -110,6 +112,27 @@ def _create_veth(
     return veth
 
 
+def _macspoofchk(
+    request: Request, conf: NetConf, ports: Ports, host_veth: LinkView, undo: Rollback
+) -> None:
+    """Before the container end comes up: frames from it must carry its own MAC."""
+    if not conf.mac_spoof_check:
+        return
+    checker = ports.spoof()
+    if checker is None:
+        raise IOFailure(
+            "macspoofchk is set but nft is not available on this host",
+            "install nftables, or set macspoofchk false",
+        )
+    with ports.open_netns(request.netns) as container:
+        link = container.link(request.ifname)
+    if link is None:
+        raise IOFailure(f"{request.ifname} vanished from {request.netns}", "retry the ADD")
+    spec = SpoofCheck(request.container_id, request.ifname, host_veth.name, link.mac)
+    checker.setup(spec)
+    undo.push("macspoofchk rules", lambda: checker.teardown(spec))
+
+
 def _masquerade(
     request: Request, conf: NetConf, ports: Ports, done: Attached, undo: Rollback
 ) -> None:
@@ -117,9 +140,10 @@ def _masquerade(
         return
     backend = ports.masq(conf.ip_masq_backend)
     if backend is None:
+        wanted = conf.ip_masq_backend or "iptables or nftables"
         raise IOFailure(
-            "ipMasq is set but no iptables is available on this host",
-            "install iptables (nft or legacy), or set ipMasq false",
+            f"ipMasq is set but no masquerade backend ({wanted}) is available on this host",
+            "install iptables or nftables, or set ipMasq false",
         )
     masq = MasqRequest(
         conf.name, request.container_id, tuple(ip.address for ip in done.ips), request.ifname

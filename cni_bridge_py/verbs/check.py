@@ -6,6 +6,7 @@ from cni_bridge_py import plan
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig, UnknownContainer
 from cni_bridge_py.firewall.layout import MasqRequest
+from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.ports import Links, LinkView, Ports
@@ -28,8 +29,9 @@ def check(request: Request, conf: NetConf, ports: Ports) -> None:
     bridge = _check_bridge(ports.host, conf, bridge_entry)
     with ports.open_netns(request.netns) as container:
         link = _check_container_link(container, request, container_entry)
-        _check_peer(ports.host, link, bridge)
+        peer = _check_peer(ports.host, link, bridge)
         _check_addresses_and_routes(container, link, prev, request)
+    _check_macspoofchk(request, conf, ports, peer, link)
     _check_masquerade(request, conf, ports, prev)
 
 
@@ -73,12 +75,13 @@ def _check_container_link(container: Links, request: Request, expected: Interfac
     return link
 
 
-def _check_peer(host: Links, link: LinkView, bridge: LinkView) -> None:
+def _check_peer(host: Links, link: LinkView, bridge: LinkView) -> LinkView:
     peer = host.link_by_index(link.peer_index) if link.peer_index else None
     if peer is None or peer.kind != "veth":
         raise CheckFailed(f"the host end of {link.name} is missing")
     if peer.master != bridge.index:
         raise CheckFailed(f"host veth {peer.name} is not attached to bridge {bridge.name}")
+    return peer
 
 
 def _check_addresses_and_routes(
@@ -103,12 +106,26 @@ def _check_addresses_and_routes(
             raise CheckFailed(f"{request.ifname} lacks route {route.dst} via {route.gateway}")
 
 
+def _check_macspoofchk(
+    request: Request, conf: NetConf, ports: Ports, host_veth: LinkView, link: LinkView
+) -> None:
+    if not conf.mac_spoof_check:
+        return
+    checker = ports.spoof()
+    if checker is None:
+        raise CheckFailed("macspoofchk is set but nft is not available on this host")
+    spec = SpoofCheck(request.container_id, request.ifname, host_veth.name, link.mac)
+    missing = checker.missing(spec)
+    if missing:
+        raise CheckFailed(f"macspoofchk rule missing: {missing[0]}")
+
+
 def _check_masquerade(request: Request, conf: NetConf, ports: Ports, prev: Result) -> None:
     if not conf.ip_masq or not prev.ips:
         return
     backend = ports.masq(conf.ip_masq_backend)
     if backend is None:
-        raise CheckFailed("ipMasq is set but no iptables is available on this host")
+        raise CheckFailed("ipMasq is set but no masquerade backend is available on this host")
     missing = backend.missing(
         MasqRequest(
             conf.name,

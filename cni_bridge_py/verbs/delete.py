@@ -1,15 +1,17 @@
 """DEL: idempotent and complete, whatever is already gone.
 
-The container's interface (when its namespace still exists), its reservation and its
-masquerade chain are removed. The chain's name comes from the network and container ID
-alone, so it is found even when the namespace is gone or CNI_NETNS is empty (the reference
-leaks it then). The bridge and its address are shared and never touched.
+The container's interface (when its namespace still exists), its reservation, its
+macspoofchk rules and its masquerade rules are removed. Rules are named from the network,
+container ID and ifname alone, so they are found even when the namespace is gone or
+CNI_NETNS is empty (the reference leaks them then). The bridge and its address are shared
+and never touched.
 """
 
 from __future__ import annotations
 
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.firewall.layout import MasqRequest
+from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.netaddr import IPInterface
@@ -22,6 +24,8 @@ def delete(request: Request, conf: NetConf, ports: Ports) -> None:
     fault_point(request, "del-link")
     released = _release(request, conf, ports)
     fault_point(request, "del-ipam")
+    if conf.mac_spoof_check:
+        _remove_macspoofchk(request, ports)
     if conf.ip_masq:
         _remove_masquerade(request, conf, ports, addresses, released)
 
@@ -44,6 +48,15 @@ def _remove_container_interface(request: Request, ports: Ports) -> list[IPInterf
 
 def _release(request: Request, conf: NetConf, ports: Ports) -> list[IPInterface]:
     return ipam_for(conf, ports.open_store).delete(request, conf)
+
+
+def _remove_macspoofchk(request: Request, ports: Ports) -> None:
+    """Found by container ID and ifname alone, so also without a netns. Unlike the reference
+    (which only logs), a failure fails DEL: a leftover jump matches the host veth name, which
+    a later container may be given."""
+    checker = ports.spoof()
+    if checker is not None:  # without nft there is nothing we could have installed
+        checker.teardown(SpoofCheck(request.container_id, request.ifname))
 
 
 def _remove_masquerade(

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cni_bridge_py.firewall.backend import all_backends, default_backend
+from cni_bridge_py.firewall.backend import all_backends, default_backend, spoof_checker
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.disk import DiskStore
 from cni_bridge_py.kernel import netlink
@@ -40,4 +40,5 @@ def system_ports(request: Request) -> Iterator[Ports]:
             check_netns=check_netns,
             netns_sysctl=write_in_netns,
             random_suffix=lambda: secrets.token_hex(4),
+            spoof=lambda: spoof_checker(path_env),
         )

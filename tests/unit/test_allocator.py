@@ -54,7 +54,9 @@ def test_exhaustion_is_code_11_naming_the_range_set(store: Store) -> None:
     with pytest.raises(TryAgainLater) as info:
         allocator.allocate(store, [V4], RED)
     assert info.value.code == 11
-    assert info.value.msg == "no IP addresses available in range set: 10.0.0.1-10.0.0.6"
+    assert info.value.msg == (
+        "failed to allocate for range 0: no IP addresses available in range set: 10.0.0.1-10.0.0.6"
+    )
 
 
 def test_exhaustion_message_lists_every_range(store: Store) -> None:
@@ -69,7 +71,8 @@ def test_exhaustion_message_lists_every_range(store: Store) -> None:
     with pytest.raises(TryAgainLater) as info:
         allocator.allocate(store, [two], RED)
     assert info.value.msg == (
-        "no IP addresses available in range set: 10.0.0.10-10.0.0.10,10.0.1.10-10.0.1.10"
+        "failed to allocate for range 0:"
+        " no IP addresses available in range set: 10.0.0.10-10.0.0.10,10.0.1.10-10.0.1.10"
     )
 
 
@@ -92,7 +95,8 @@ def test_duplicate_allocation_is_refused_and_keeps_the_first(store: Store) -> No
     with pytest.raises(CniError) as info:
         allocator.allocate(store, [V4], RED)
     assert (
-        info.value.msg == "10.0.0.2 has been allocated to red, duplicate allocation is not allowed"
+        info.value.msg == "failed to allocate for range 0:"
+        " 10.0.0.2 has been allocated to red, duplicate allocation is not allowed"
     )
     assert allocator.owned(store, RED) == [ip("10.0.0.2")]
 
@@ -121,7 +125,10 @@ def test_requested_ip(store: Store) -> None:
 def test_requested_gateway_is_refused(store: Store) -> None:
     with pytest.raises(CniError) as info:
         allocator.allocate(store, [V4], RED, [ip("10.0.0.1")])
-    assert info.value.msg == "requested ip 10.0.0.1 is subnet's gateway"
+    assert (
+        info.value.msg
+        == "failed to allocate for range 0: requested ip 10.0.0.1 is subnet's gateway"
+    )
     assert allocator.owned(store, RED) == []
 
 
@@ -130,7 +137,8 @@ def test_requested_taken_address_is_refused(store: Store) -> None:
     with pytest.raises(CniError) as info:
         allocator.allocate(store, [V4], RED, [ip("10.0.0.3")])
     assert info.value.msg == (
-        "requested IP address 10.0.0.3 is not available in range set 10.0.0.1-10.0.0.6"
+        "failed to allocate for range 0:"
+        " requested IP address 10.0.0.3 is not available in range set 10.0.0.1-10.0.0.6"
     )
     assert allocator.owned(store, BLUE) == [ip("10.0.0.3")]
 

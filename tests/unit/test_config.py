@@ -177,8 +177,14 @@ def test_ipam_without_type_is_code_7(ipam: dict[str, Any]) -> None:
     assert '"ipam.type"' in problem(ipam=ipam).msg
 
 
-def test_other_ipam_types_are_refused() -> None:
-    assert '"ipam.type"' in problem(ipam={"type": "dhcp"}).msg
+def test_other_ipam_types_are_delegated() -> None:
+    conf = parse(ipam={"type": "dhcp", "daemonSocketPath": "/run/cni/dhcp.sock"})
+    assert conf.ipam == config.IpamConf("dhcp")  # host_local None: run the dhcp executable
+
+
+@pytest.mark.parametrize("name", ["../bin/sh", "/usr/lib/cni/static", ".", ".."])
+def test_ipam_types_that_are_paths_are_refused(name: str) -> None:
+    assert '"ipam.type"' in problem(ipam={"type": name}).msg
 
 
 def test_legacy_form() -> None:
