@@ -38,12 +38,14 @@ $(STAMP): pyproject.toml
 	$(VENV_PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-## The launcher into $(DESTDIR)$(CNI_BIN_DIR); ALIASES="bridge" adds drop-in names.
+## The launchers (cni-bridge-py, cni-host-local-py) into $(DESTDIR)$(CNI_BIN_DIR);
+## ALIASES="bridge host-local" adds the reference's names for a drop-in swap.
 install: venv
 	$(VENV_PY) -m cni_bridge_py.install --bin-dir $(DESTDIR)$(CNI_BIN_DIR) $(foreach a,$(ALIASES),--alias $(a))
 
-uninstall:
-	rm -f $(DESTDIR)$(CNI_BIN_DIR)/cni-bridge-py $(foreach a,$(ALIASES),$(DESTDIR)$(CNI_BIN_DIR)/$(a))
+## Removes exactly what install wrote (never a file that is not ours).
+uninstall: venv
+	$(VENV_PY) -m cni_bridge_py.install --uninstall --bin-dir $(DESTDIR)$(CNI_BIN_DIR) $(foreach a,$(ALIASES),--alias $(a))
 
 ## make install-conf NET=conf/mynet.conflist
 install-conf:

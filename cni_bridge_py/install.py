@@ -35,11 +35,25 @@ def launcher_text(python: str, module: str = "cni_bridge_py.cli") -> str:
     )
 
 
+# Drop-in names: a runtime configured for the reference plugins finds ours under them.
+ALIAS_TARGETS = {"host-local": "cni-host-local-py"}
+MARKER = "# Installed by cni-bridge-py"
+
+
+def alias_target(alias: str) -> str:
+    return ALIAS_TARGETS.get(alias, EXECUTABLES[0])
+
+
 def install(
     bin_dir: Path, python: str = sys.executable, aliases: tuple[str, ...] = ()
 ) -> list[Path]:
-    """Write the launchers (and alias symlinks); returns every path written."""
+    """Write the launchers (and alias symlinks); returns every path written. An alias never
+    replaces a file that is not ours (e.g. the reference `bridge`): remove it first."""
     bin_dir.mkdir(parents=True, exist_ok=True)
+    for alias in aliases:
+        link = bin_dir / alias
+        if (link.exists() or link.is_symlink()) and not _is_ours(link):
+            raise SystemExit(f"{link} exists and is not ours; move it away to install the alias")
     written: list[Path] = []
     for name in EXECUTABLES:
         path = bin_dir / name
@@ -52,19 +66,42 @@ def install(
         link = bin_dir / alias
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(EXECUTABLES[0])
+        link.symlink_to(alias_target(alias))
         written.append(link)
     # Start-up speed: the package's bytecode, compiled once here, not at each run.
     compileall.compile_dir(os.path.dirname(cni_bridge_py.__file__), quiet=1)
     return written
 
 
+def uninstall(bin_dir: Path, aliases: tuple[str, ...] = ()) -> list[Path]:
+    """Remove exactly what install() put there, and nothing that is not ours."""
+    removed: list[Path] = []
+    for name in (*aliases, *EXECUTABLES):
+        path = bin_dir / name
+        if (path.exists() or path.is_symlink()) and _is_ours(path):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _is_ours(path: Path) -> bool:
+    if path.is_symlink():
+        return os.readlink(path) in EXECUTABLES
+    try:
+        with path.open("rb") as f:
+            return MARKER.encode() in f.read(512)
+    except OSError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin-dir", required=True, type=Path)
     parser.add_argument("--alias", action="append", default=[], help="extra name, e.g. bridge")
+    parser.add_argument("--uninstall", action="store_true", help="remove what install wrote")
     args = parser.parse_args(argv)
-    for path in install(args.bin_dir, aliases=tuple(args.alias)):
+    action = uninstall if args.uninstall else install
+    for path in action(args.bin_dir, aliases=tuple(args.alias)):
         print(path)
     return 0
 
