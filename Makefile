@@ -9,9 +9,10 @@ DESTDIR     ?=
 ALIASES     ?=
 PYTEST_ARGS ?=
 
-# Debian packages the plugin drives (iproute2, iptables, nftables) and the tests/demo use (ping).
-DEB_PACKAGES := iproute2 iptables nftables iputils-ping
-DEB_TOOLS    := ip iptables nft ping
+# Debian packages the plugin drives (iproute2, iptables, nftables), the tests/demo use (ping)
+# and the conformance suite compares against (the reference plugins in /usr/lib/cni).
+DEB_PACKAGES := iproute2 iptables nftables iputils-ping containernetworking-plugins
+DEB_TOOLS    := ip iptables nft ping /usr/lib/cni/bridge
 
 VENV_PY := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
@@ -22,7 +23,7 @@ all: venv
 
 ## Debian packages; apt-get runs only when a tool is missing.
 deps:
-	@missing=""; for t in $(DEB_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(DEB_TOOLS); do command -v $$t >/dev/null 2>&1 || test -x $$t || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages (missing:$$missing)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
