@@ -36,7 +36,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install -q --upgrade pip
-	$(VENV_PY) -m pip install -q -e '.[test]'
+	# compat mode: a plain path entry, not an import hook that costs every run ~15 ms.
+	$(VENV_PY) -m pip install -q --config-settings editable_mode=compat -e '.[test]'
 	touch $(STAMP)
 
 ## The launchers (cni-bridge-py, cni-host-local-py) into $(DESTDIR)$(CNI_BIN_DIR);

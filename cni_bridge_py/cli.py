@@ -1,7 +1,8 @@
 """The process edge: the only reader of os.environ, stdin and argv; the only writer of exit codes.
 
 `cni-bridge-py` with CNI_COMMAND in the environment (or no arguments) is the CNI plugin;
-`cni-bridge-py cnitool add|check|del|gc|status NETWORK NETNS` is the cnitool-compatible runner.
+`cni-bridge-py cnitool add|check|del|gc|status NETWORK NETNS` is the cnitool-compatible runner;
+`cni-bridge-py agent [--socket PATH]` is the resident agent the plugin hands requests to.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
         from cni_bridge_py.runner import run_cnitool  # noqa: PLC0415 - only the runner needs it
 
         return run_cnitool(args[1:], dict(os.environ))
+    if args and args[0] == "agent":
+        from cni_bridge_py.agent import main as agent_main  # noqa: PLC0415
+
+        return agent_main(args[1:])
     if args and args[0] in ("-h", "--help"):
         sys.stdout.write(__doc__ or "")
         return 0
@@ -23,10 +28,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plugin_main() -> int:
+    if os.environ.get("CNI_COMMAND") == "VERSION":
+        # The most frequent call of all (runtimes ask before each config): nothing else loaded.
+        from cni_bridge_py.version import version_json  # noqa: PLC0415
+
+        sys.stdout.write(version_json())
+        return 0
     from cni_bridge_py.front import handle  # noqa: PLC0415
+    from cni_bridge_py.route import agent_or_here  # noqa: PLC0415
 
     stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
-    response = handle(os.environ, stdin)
+    response = handle(os.environ, stdin, agent_or_here)
     if response.stdout:
         sys.stdout.write(response.stdout)
         sys.stdout.flush()

@@ -5,14 +5,12 @@ Standard library only: the front answers every error without loading a kernel li
 
 from __future__ import annotations
 
-import json
-from typing import ClassVar
-
 
 class CniError(Exception):
     """An error a runtime can act on: a CNI code, a message and optional details."""
 
-    code: ClassVar[int] = 999
+    # A class attribute; not ClassVar-annotated so that VERSION never imports typing.
+    code: int = 999
 
     def __init__(self, msg: str, details: str = "") -> None:
         super().__init__(msg)
@@ -26,6 +24,8 @@ class CniError(Exception):
         return out
 
     def to_json(self, cni_version: str) -> str:
+        import json  # noqa: PLC0415 - only errors need it; VERSION must not pay for it
+
         return json.dumps(self.to_dict(cni_version), indent=4)
 
     def __str__(self) -> str:

@@ -65,8 +65,9 @@ class Response:
     exit_code: int = 0
 
 
-# A handler runs one verb on a validated request and returns the stdout text.
-Handler = Callable[[Request], str]
+# A handler runs one verb on a validated request and returns the stdout text, or a whole
+# Response when another process (the agent) already produced one.
+Handler = Callable[[Request], "str | Response"]
 
 
 def about() -> str:
@@ -88,7 +89,8 @@ def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler | None = None
     try:
         request = parse_request(env, stdin)
         run = dispatch or _default_dispatch
-        return Response(stdout=run(request))
+        answer = run(request)
+        return answer if isinstance(answer, Response) else Response(stdout=answer)
     except CniError as exc:
         return Response(stdout=exc.to_json(error_version) + "\n", exit_code=1)
     except Exception as exc:

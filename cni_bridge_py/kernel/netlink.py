@@ -1,4 +1,4 @@
-"""The only module that imports pyroute2: links, addresses and routes over netlink.
+"""Links, addresses and routes over netlink: the only user of pyroute2 (see lean_pyroute2).
 
 One socket for the plugin's namespace and one per container namespace per request, closed
 when done. Kernel errors are translated into typed errors saying what we were doing.
@@ -15,11 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
-
 from cni_bridge_py.errors import InvalidNetns
 from cni_bridge_py.kernel.errors import KernelError
+from cni_bridge_py.kernel.lean_pyroute2 import IPRoute, NetlinkDumpInterrupted, NetlinkError
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
 from cni_bridge_py.ports import PortFlags
 from cni_bridge_py.vlan import VlanOp

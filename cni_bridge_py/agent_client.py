@@ -1,0 +1,72 @@
+"""The front's side of the agent: forward one validated request, or say there is no agent.
+
+Correctness never depends on the agent: no socket, a refused connection, a refusal (another
+namespace) or a dead agent before it took the request all mean "run it here" (None).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+
+from cni_bridge_py.agent_protocol import (
+    DEFAULT_SOCKET,
+    SOCKET_ENV,
+    AgentRequest,
+    ProtocolError,
+    netns_identity,
+    read_frame,
+)
+from cni_bridge_py.errors import TryAgainLater
+from cni_bridge_py.front import Response
+
+CONNECT_TIMEOUT_S = 0.25
+# ADD may wait seconds for a bridge port; a runtime's own timeout is longer still.
+REPLY_TIMEOUT_S = 120.0
+
+
+def socket_path(env: Mapping[str, str]) -> str | None:
+    path = env.get(SOCKET_ENV, DEFAULT_SOCKET)
+    return None if path in ("", "off") else path
+
+
+def forward(env: Mapping[str, str], stdin: bytes, cni_version: str) -> Response | None:
+    path = socket_path(env)
+    if path is None or not os.path.exists(path):
+        return None
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError:
+        return None
+    with sock:
+        try:
+            sock.settimeout(CONNECT_TIMEOUT_S)
+            sock.connect(path)
+            sock.settimeout(REPLY_TIMEOUT_S)
+            sock.sendall(AgentRequest(dict(env), stdin, netns_identity()).encode())
+        except OSError:
+            return None  # nobody took the request: doing it here is safe
+        try:
+            reply = read_frame(sock)
+        except (OSError, ProtocolError):
+            return _lost(env, cni_version)
+    if "refused" in reply:
+        return None
+    return Response(
+        stdout=str(reply.get("stdout", "")),
+        stderr=str(reply.get("stderr", "")),
+        exit_code=int(reply.get("exit_code", 1)),
+    )
+
+
+def _lost(env: Mapping[str, str], cni_version: str) -> Response | None:
+    """The agent took the request and died. DEL, CHECK, GC and STATUS are safe to redo here;
+    an ADD may have been half done, so the runtime must DEL and retry, as after any failure."""
+    if env.get("CNI_COMMAND") != "ADD":
+        return None
+    error = TryAgainLater(
+        "the cni-bridge-py agent stopped while handling this ADD",
+        "retry after DEL; the agent's restart (or the one-shot path) will serve it",
+    )
+    return Response(stdout=error.to_json(cni_version) + "\n", exit_code=1)

@@ -1,0 +1,101 @@
+"""The front <-> agent wire format (standard library only).
+
+One request per connection: a 4-byte big-endian length, then UTF-8 JSON. The request carries
+the invocation exactly (environment, stdin bytes) plus the caller's network namespace, so the
+agent can refuse to act for a caller in another namespace.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+DEFAULT_SOCKET = "/run/cni-bridge-py/agent.sock"
+# Where the front looks for the agent; empty or "off" disables it.
+SOCKET_ENV = "CNI_BRIDGE_PY_AGENT"
+MAX_FRAME = 8 * 1024 * 1024
+_LENGTH = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    """A frame that is truncated, oversized or not the JSON we expect."""
+
+
+def netns_identity() -> list[int]:
+    """(device, inode) of our network namespace: equal only for the same namespace."""
+    st = os.stat("/proc/self/ns/net")
+    return [st.st_dev, st.st_ino]
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    env: dict[str, str]
+    stdin: bytes
+    netns: list[int]
+
+    def encode(self) -> bytes:
+        return _frame(
+            {
+                "version": PROTOCOL_VERSION,
+                "env": self.env,
+                "stdin": base64.b64encode(self.stdin).decode(),
+                "netns": self.netns,
+            }
+        )
+
+    @classmethod
+    def decode(cls, body: dict[str, Any]) -> AgentRequest:
+        try:
+            if body.get("version") != PROTOCOL_VERSION:
+                raise ProtocolError(
+                    f"protocol version {body.get('version')!r} is not {PROTOCOL_VERSION}"
+                )
+            env = body["env"]
+            if not isinstance(env, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+            ):
+                raise ProtocolError("env must map strings to strings")
+            netns = [int(x) for x in body["netns"]]
+            return cls(env, base64.b64decode(body["stdin"], validate=True), netns)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"malformed request: {exc}") from exc
+
+
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    return _frame(reply)
+
+
+def _frame(body: dict[str, Any]) -> bytes:
+    data = json.dumps(body).encode()
+    return _LENGTH.pack(len(data)) + data
+
+
+def read_frame(sock: socket.socket, limit: int = MAX_FRAME) -> dict[str, Any]:
+    header = _read_exactly(sock, _LENGTH.size)
+    (length,) = _LENGTH.unpack(header)
+    if length > limit:
+        raise ProtocolError(f"frame of {length} bytes is over the {limit}-byte limit")
+    try:
+        body = json.loads(_read_exactly(sock, length))
+    except ValueError as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ProtocolError("frame is not a JSON object")
+    return body
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    chunks: list[bytes] = []
+    while count:
+        chunk = sock.recv(min(count, 1 << 16))
+        if not chunk:
+            raise ProtocolError("connection closed mid-frame")
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)

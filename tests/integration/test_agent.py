@@ -1,0 +1,179 @@
+"""The resident agent: same results as one-shot, concurrent, and never needed for correctness."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import struct
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.agent_fixture import RunningAgent, agent_in
+from tests.integration.netns import NamespaceFactory, sh
+from tests.integration.plugin import Plugin, reservations
+
+
+@pytest.fixture
+def agent(plugin: Plugin, tmp_path: Path) -> Iterator[RunningAgent]:
+    with agent_in(plugin.host, plugin.executable, tmp_path) as running:
+        yield running
+
+
+def test_requests_go_through_the_agent_and_change_the_kernel_as_one_shot(
+    plugin: Plugin,
+    agent: RunningAgent,
+    namespaces: NamespaceFactory,
+    netconf: dict[str, Any],
+    data_dir: Path,
+) -> None:
+    red = namespaces.new("red")
+    env = agent.env()
+    result = plugin.run("ADD", netconf, container_id="red", netns=red.path, extra_env=env).ok().json
+    assert result["ips"][0]["address"] == "192.168.15.1/24"
+    assert red.addresses("eth0") == ["192.168.15.1/24"]
+    assert len(plugin.host.nat_rules()) == 4
+    check = {**netconf, "prevResult": result}
+    plugin.run("CHECK", check, container_id="red", netns=red.path, extra_env=env).ok()
+    plugin.run("DEL", netconf, container_id="red", netns=red.path, extra_env=env).ok()
+    assert red.link("eth0") is None and plugin.host.nat_rules() == []
+    assert reservations(data_dir, netconf["name"]) == {}
+    served = agent.served()
+    assert [line.split()[0] for line in served] == ["ADD", "CHECK", "DEL"]
+    assert all("exit=0" in line for line in served)
+
+
+def test_config_errors_are_answered_by_the_front_without_the_agent(
+    plugin: Plugin, agent: RunningAgent, namespaces: NamespaceFactory, netconf: dict[str, Any]
+) -> None:
+    red = namespaces.new("red")
+    bad = {**netconf, "mtu": "1500"}
+    plugin.run("ADD", bad, container_id="red", netns=red.path, extra_env=agent.env()).error(7)
+    plugin.run("VERSION", b"", extra_env=agent.env()).ok()
+    assert agent.served() == []
+
+
+def test_socket_is_root_only(agent: RunningAgent) -> None:
+    mode = os.stat(agent.socket).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+
+
+def test_twenty_concurrent_adds_through_the_agent(
+    plugin: Plugin,
+    agent: RunningAgent,
+    namespaces: NamespaceFactory,
+    netconf: dict[str, Any],
+    data_dir: Path,
+) -> None:
+    spaces = [namespaces.new(f"c{i}") for i in range(20)]
+    env = agent.env()
+
+    def add(i: int) -> str:
+        outcome = plugin.run(
+            "ADD", netconf, container_id=f"c{i}", netns=spaces[i].path, extra_env=env
+        )
+        return str(outcome.ok().json["ips"][0]["address"])
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        addresses = list(pool.map(add, range(20)))
+    assert len(set(addresses)) == 20
+    for ns, address in zip(spaces, addresses, strict=True):
+        assert ns.addresses("eth0") == [address]
+    assert len(agent.served()) == 20
+
+    def delete(i: int) -> None:
+        plugin.run("DEL", netconf, container_id=f"c{i}", netns=spaces[i].path, extra_env=env).ok()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(delete, range(20)))
+    assert plugin.host.links("veth") == [] and plugin.host.nat_rules() == []
+    assert reservations(data_dir, netconf["name"]) == {}
+
+
+def test_a_killed_agent_loses_nothing_and_the_front_works_alone(
+    plugin: Plugin,
+    agent: RunningAgent,
+    namespaces: NamespaceFactory,
+    netconf: dict[str, Any],
+    data_dir: Path,
+) -> None:
+    red, blue = namespaces.new("red"), namespaces.new("blue")
+    env = agent.env()
+    plugin.run("ADD", netconf, container_id="red", netns=red.path, extra_env=env).ok()
+    # SIGKILL the agent itself (the child of `ip netns exec`, which execs it: same pid).
+    os.kill(agent.proc.pid, signal.SIGKILL)
+    agent.proc.wait()
+    assert agent.socket.exists()  # a stale socket: connecting to it is refused
+    plugin.run("ADD", netconf, container_id="blue", netns=blue.path, extra_env=env).ok()
+    assert blue.addresses("eth0") == ["192.168.15.2/24"]
+    plugin.run("DEL", netconf, container_id="red", netns=red.path, extra_env=env).ok()
+    plugin.run("DEL", netconf, container_id="blue", netns=blue.path, extra_env=env).ok()
+    assert plugin.host.links("veth") == [] and plugin.host.nat_rules() == []
+    assert reservations(data_dir, netconf["name"]) == {}
+
+
+def test_an_agent_in_another_namespace_is_not_used(
+    plugin: Plugin,
+    namespaces: NamespaceFactory,
+    netconf: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    elsewhere = namespaces.new("other")
+    red = namespaces.new("red")
+    with agent_in(elsewhere, plugin.executable, tmp_path) as foreign:
+        plugin.run("ADD", netconf, container_id="red", netns=red.path, extra_env=foreign.env()).ok()
+        assert foreign.served() == []  # refused, and the front did the work in its own namespace
+    assert elsewhere.links("bridge") == []
+    assert plugin.host.link(netconf["bridge"]) is not None
+
+
+def test_a_non_root_caller_is_refused(plugin: Plugin) -> None:
+    # The socket's 0600 mode already stops other users; open it up (in a directory of the
+    # test's own that they can reach) to show SO_PEERCRED, the second line of defence.
+    workdir = Path(tempfile.mkdtemp(prefix="cbpt-agent-"))
+    try:
+        with agent_in(plugin.host, plugin.executable, workdir) as running:
+            workdir.chmod(0o755)
+            running.socket.chmod(0o666)
+            script = (
+                "import socket,struct,json;"
+                f"s=socket.socket(socket.AF_UNIX);s.connect({str(running.socket)!r});"
+                "n=struct.unpack('>I',s.recv(4))[0];print(json.loads(s.recv(n)))"
+            )
+            out = sh(
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-I",
+                "-c",
+                script,
+            )
+            assert "refused" in out and "root" in out
+            assert running.served() == []
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_malformed_and_oversized_requests_get_errors_and_the_agent_keeps_serving(
+    plugin: Plugin, agent: RunningAgent
+) -> None:
+    for payload in (struct.pack(">I", 5) + b"nope!", struct.pack(">I", 100 * 1024 * 1024)):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(agent.socket))
+            s.sendall(payload)
+            header = s.recv(4)
+            assert len(header) == 4
+            body = s.recv(struct.unpack(">I", header)[0])
+            assert json.loads(json.loads(body)["stdout"])["code"] == 6
+    plugin.run("VERSION", b"", extra_env=agent.env()).ok()
+    assert agent.proc.poll() is None
