@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 from cni_bridge_py import config
 from cni_bridge_py.errors import IOFailure
 from cni_bridge_py.front import Request
@@ -38,6 +41,11 @@ def run(request: Request, conf: config.NetConf, ports: Ports) -> str:
 
 
 def fault_point(request: Request, step: str) -> None:
-    """The rollback tests' hook: fail right after `step` when asked to."""
+    """The crash and rollback tests' hook (CNI_BRIDGE_PY_FAULT): "<step>" fails right after
+    `step`; "kill:<step>" dies there by SIGKILL, as a crash would (no rollback runs)."""
+    if not request.fault:
+        return
     if request.fault == step:
         raise IOFailure(f"injected fault after step {step!r}", "test hook CNI_BRIDGE_PY_FAULT")
+    if request.fault == f"kill:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
