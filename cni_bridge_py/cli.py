@@ -35,10 +35,9 @@ def plugin_main() -> int:
         sys.stdout.write(version_json())
         return 0
     from cni_bridge_py.front import handle  # noqa: PLC0415
-    from cni_bridge_py.route import agent_or_here  # noqa: PLC0415
 
     stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
-    response = handle(os.environ, stdin, agent_or_here)
+    response = handle(os.environ, stdin)
     if response.stdout:
         sys.stdout.write(response.stdout)
         sys.stdout.flush()

@@ -104,11 +104,12 @@ def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler | None = None
         )
 
 
-def _default_dispatch(request: Request) -> str:
-    # Imported here: the verbs pull in pyroute2, which VERSION and errors never need.
-    from cni_bridge_py.verbs import dispatch  # noqa: PLC0415
+def _default_dispatch(request: Request) -> str | Response:
+    # Imported here: the agent client opens sockets and the verbs pull in pyroute2, which
+    # VERSION, the about text and errors never need.
+    from cni_bridge_py.route import agent_or_here  # noqa: PLC0415
 
-    return dispatch(request)
+    return agent_or_here(request)
 
 
 def _error_version(stdin: bytes) -> str:

@@ -78,7 +78,8 @@ class Running:
 
     def __init__(self, argv: list[str], env: dict[str, str], stdin: bytes) -> None:
         self.argv, self.env = argv, env
-        self._files: list[IO[bytes]] = [tempfile.TemporaryFile() for _ in range(3)]
+        # Closed by wait()/kill(): they outlive this method, so no `with`.
+        self._files: list[IO[bytes]] = [tempfile.TemporaryFile() for _ in range(3)]  # noqa: SIM115
         self._files[0].write(stdin)
         self._files[0].seek(0)
         self.proc: subprocess.Popen[bytes] | None = None

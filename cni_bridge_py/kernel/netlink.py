@@ -136,8 +136,9 @@ class NetlinkSession:
         self, host_name: str, peer_name: str, peer_netns: str, mtu: int, peer_mac: str
     ) -> None:
         """The host end here, the peer created directly inside `peer_netns` (no rename dance)."""
-        peer: dict[str, Any] = {"ifname": peer_name}
-        spec: dict[str, Any] = {"ifname": host_name, "kind": "veth", "peer": peer}
+        # txqlen 0 on both ends, as the reference creates them (veths queue nothing anyway).
+        peer: dict[str, Any] = {"ifname": peer_name, "txqlen": 0}
+        spec: dict[str, Any] = {"ifname": host_name, "kind": "veth", "peer": peer, "txqlen": 0}
         if mtu:
             spec["mtu"] = mtu
             peer["mtu"] = mtu
@@ -255,6 +256,13 @@ class NetlinkSession:
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise KernelError(f"adding route {dst} via {gateway} on {what}", exc.code) from exc
+            # The same destination through another interface (a second attachment on the
+            # subnet): append it beside, as the reference does; an identical one is fine.
+            try:
+                self.ipr.route("append", **kwargs)
+            except NetlinkError as again:
+                if again.code != errno.EEXIST:
+                    raise KernelError(f"adding route {dst} on {what}", again.code) from again
 
     def routes(self, index: int) -> list[tuple[IPNetwork, IPAddress | None]]:
         """(dst, gateway) of the main table's routes through link `index`."""

@@ -17,7 +17,7 @@ from cni_bridge_py.ports import LinkView, PortFlags, Ports
 from cni_bridge_py.result import DNS, Interface, IPConfig, Result, Route
 from cni_bridge_py.rollback import Rollback
 from cni_bridge_py.verbs import fault_point
-from cni_bridge_py.verbs.bridge import configure_gateway, ensure_bridge
+from cni_bridge_py.verbs.bridge import configure_gateway, ensure_bridge, pin_mac
 from cni_bridge_py.verbs.container import configure_container
 
 VETH_NAME_TRIES = 10
@@ -47,6 +47,7 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         _allocate(request, conf, ports, done, undo)
         fault_point(request, "ipam")
         done.host_veth = _create_veth(request, conf, ports, done.bridge, undo)
+        pin_mac(ports, conf, done.bridge)
         fault_point(request, "veth")
         _macspoofchk(request, conf, ports, done.host_veth, undo)
         done.container = configure_container(request, conf, ports, done.ips, done.routes)

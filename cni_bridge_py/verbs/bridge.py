@@ -39,17 +39,24 @@ def ensure_bridge(ports: Ports, conf: NetConf) -> LinkView:
     what = f"bridge {conf.bridge}"
     if conf.promisc_mode and not existing.promisc:
         host.set_promisc(existing.index, what)
-    if conf.is_gateway:
-        # An explicitly set MAC stops the bridge following its lowest port's (cni#285).
-        host.set_mac(existing.index, existing.mac, what)
+    # Router advertisements must not configure the bridge (the reference writes it every ADD).
+    ports.sysctl.write(f"net/ipv6/conf/{conf.bridge}/accept_ra", "0", required=False)
     if existing.operstate in {"DOWN", ""}:
         host.set_up(existing.index, what)
     return existing
 
 
+def pin_mac(ports: Ports, conf: NetConf, bridge: LinkView) -> None:
+    """An explicitly set MAC stops the bridge following its lowest port's (cni#285). Done once
+    a port is attached: on a port-less bridge the kernel would keep a zero bridge id."""
+    if conf.is_gateway:
+        ports.host.set_mac(bridge.index, bridge.mac, f"bridge {conf.bridge}")
+
+
 def _create(ports: Ports, conf: NetConf, filtering: bool) -> None:
     try:
-        created = ports.host.create_bridge(conf.bridge, conf.mtu, filtering)
+        # False (a concurrent ADD created it first) is fine: ensure_bridge re-reads it.
+        ports.host.create_bridge(conf.bridge, conf.mtu, filtering)
     except KernelError as exc:
         if filtering and exc.errno == errno.EOPNOTSUPP:
             raise UnsupportedField(
@@ -59,9 +66,6 @@ def _create(ports: Ports, conf: NetConf, filtering: bool) -> None:
                 " CONFIG_BRIDGE_VLAN_FILTERING",
             ) from exc
         raise
-    if created:
-        # Router advertisements must not configure the gateway bridge (reference: accept_ra=0).
-        ports.sysctl.write(f"net/ipv6/conf/{conf.bridge}/accept_ra", "0", required=False)
 
 
 def configure_gateway(
@@ -78,7 +82,8 @@ def configure_gateway(
     if not wanted:
         return
     what = f"bridge {conf.bridge}"
-    present = ports.host.addresses(bridge.index)
+    # This config's own gateways never conflict with each other (two IPv4 range sets).
+    present = [a for a in ports.host.addresses(bridge.index) if a not in wanted]
     for gateway in wanted:
         _clear_conflicts(ports.host, bridge, gateway, present, conf)
         if ports.host.add_address(bridge.index, gateway, what, nodad=True):

@@ -13,7 +13,10 @@ from cni_bridge_py.result import IPConfig, Route
 
 
 def container_sysctls(ifname: str, ips: Sequence[IPConfig], conf: NetConf) -> list[tuple[str, str]]:
-    """The reference's settings before addresses go on (pure)."""
+    """The reference's settings before addresses go on (pure); none in L2 mode, where the
+    reference leaves the kernel's defaults."""
+    if not ips:
+        return []
     conf_dir = f"net/ipv6/conf/{ifname}"
     settings = [(f"net/ipv4/conf/{ifname}/arp_notify", "1")]
     if conf.enable_dad:
@@ -43,11 +46,9 @@ def configure_container(
 ) -> LinkView:
     """Addresses, link up (unless disableContainerInterface), lo up, routes.
     Undone by deleting the veth."""
-    ports.netns_sysctl(
-        request.netns,
-        container_sysctls(request.ifname, ips, conf),
-        strict_keys(request.ifname, ips),
-    )
+    settings = container_sysctls(request.ifname, ips, conf)
+    if settings:
+        ports.netns_sysctl(request.netns, settings, strict_keys(request.ifname, ips))
     with ports.open_netns(request.netns) as container:
         link = container.link(request.ifname)
         if link is None:

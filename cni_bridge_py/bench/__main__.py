@@ -1,0 +1,280 @@
+"""`python -m cni_bridge_py.bench` (`make bench`): the reference plugins and ours, interleaved on
+identical configs in throwaway namespaces; writes a markdown table and the raw numbers as JSON.
+Needs root. `--quick` is the small profile of the smoke test; `--profile add` profiles one ADD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from cni_bridge_py.bench.harness import PREFIX, BenchError, Workspace, root_links
+from cni_bridge_py.bench.profile import VERBS, run_profile
+from cni_bridge_py.bench.report import (
+    Table,
+    machine,
+    markdown_table,
+    render_markdown,
+    rows_json,
+    versions,
+    write_json,
+)
+from cni_bridge_py.bench.results import Results
+from cni_bridge_py.bench.scenarios import (
+    Plan,
+    Run,
+    concurrent,
+    peak_rss,
+    scale,
+    sequential,
+    version_and_errors,
+    warm_up,
+)
+from cni_bridge_py.bench.sides import (
+    AGENT_ENV,
+    REFERENCE_DIR,
+    Agent,
+    Lane,
+    agent_support,
+    make_side,
+)
+from cni_bridge_py.install import EXECUTABLES, install
+
+QUICK = Plan(calls=3, concurrency=(4,), scale=(0, 5), pairs=2, rounds=1)
+MODES = {"oneshot": "one-shot", "one-shot": "one-shot", "agent": "agent"}
+PHASES: list[tuple[str, Callable[[Run], None]]] = [
+    ("warm-up", warm_up),
+    ("VERSION and errors", version_and_errors),
+    ("sequential ADD/CHECK/DEL", sequential),
+    ("peak RSS", peak_rss),
+    ("concurrent ADD/DEL", concurrent),
+    ("attachments on the bridge", scale),
+]
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    try:
+        return tuple(MODES[m.strip()] for m in text.split(",") if m.strip())
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(f"unknown mode {exc}: use oneshot,agent") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m cni_bridge_py.bench", description=__doc__)
+    p.add_argument("--calls", type=int, help="sequential calls per verb (default 50)")
+    p.add_argument("--concurrency", type=_ints, help="concurrent calls, e.g. 20,64")
+    p.add_argument("--scale", type=_ints, help="attachments already on the bridge: 0,100,250")
+    p.add_argument("--pairs", type=int, help="timed ADD/DEL pairs per scale level (default 5)")
+    p.add_argument("--rounds", type=int, help="rounds per concurrency level (default 3)")
+    p.add_argument("--modes", type=_modes, default=("one-shot", "agent"), help="oneshot,agent")
+    p.add_argument("--quick", action="store_true", help="a few calls of each (the smoke test)")
+    p.add_argument("--out-md", type=Path, help="default docs/benchmarks.md (none with --quick)")
+    p.add_argument("--out-json", type=Path, help="default docs/benchmarks.json (none w/ --quick)")
+    p.add_argument("--profile", choices=VERBS, help="profile one call of ours (cProfile)")
+    p.add_argument("--profile-top", type=int, default=25, help="entries to print")
+    p.add_argument("--profile-out", type=Path, help="keep the .prof file here")
+    p.add_argument("--profile-mode", type=_modes, default=("one-shot",), help="oneshot or agent")
+    return p.parse_args(argv)
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    base = QUICK if args.quick else Plan()
+    return Plan(
+        calls=args.calls if args.calls is not None else base.calls,
+        concurrency=args.concurrency if args.concurrency is not None else base.concurrency,
+        scale=args.scale if args.scale is not None else base.scale,
+        pairs=args.pairs if args.pairs is not None else base.pairs,
+        rounds=args.rounds if args.rounds is not None else base.rounds,
+    )
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every finally: nothing is left behind
+
+
+def progress_printer() -> Callable[[str], None]:
+    started = time.monotonic()
+
+    def say(text: str) -> None:
+        print(f"[bench {time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def setup(ws: Workspace, plan: Plan, modes: tuple[str, ...], status: dict[str, str]) -> tuple[
+    list[Lane], Agent | None, str
+]:  # fmt: skip
+    reference = REFERENCE_DIR / "bridge"
+    if not all(os.access(REFERENCE_DIR / p, os.X_OK) for p in ("bridge", "host-local")):
+        raise BenchError(f"the reference plugins are not in {REFERENCE_DIR}: run `make deps`")
+    bin_dir = ws.tmp / "bin"
+    install(bin_dir)
+    launcher = bin_dir / EXECUTABLES[0]
+    size = plan.pool_size()
+    lanes = [
+        make_side(
+            ws,
+            "reference",
+            short="ref",
+            executable=reference,
+            cni_path=str(REFERENCE_DIR),
+            pool_size=size,
+        )
+    ]
+    status["reference"] = "ok"
+    if "one-shot" in modes:
+        lane = make_side(
+            ws, "one-shot", short="one", executable=launcher, cni_path=str(bin_dir), pool_size=size
+        )
+        # A socket that does not exist: an agent on the default socket is never used.
+        lane.extra_env = {AGENT_ENV: str(ws.tmp / "one" / "no-agent.sock")}
+        lanes.append(lane)
+        status["one-shot"] = "ok"
+    agent, note = None, "not run (--modes)"
+    if "agent" in modes:
+        host = ws.host_namespace("agt")
+        available, note = agent_support(host, launcher)
+        if available:
+            lane = make_side(
+                ws,
+                "agent",
+                short="agt",
+                executable=launcher,
+                cni_path=str(bin_dir),
+                pool_size=size,
+                host=host,
+            )
+            agent = Agent(lane, ws.tmp / "agt" / "agent.sock", ws.tmp / "agt" / "agent.log")
+            agent.start()
+            lane.extra_env = {AGENT_ENV: str(agent.socket)}
+            lanes.append(lane)
+            status["agent"] = "ok"
+            note = f"started for the run ({note}, in the agent lane's host namespace)"
+        else:
+            status["agent"] = "agent: not available"
+    return lanes, agent, note
+
+
+def bench(plan: Plan, modes: tuple[str, ...]) -> dict[str, Any]:
+    say = progress_printer()
+    links_before = root_links()
+    started = time.monotonic()
+    doc: dict[str, Any] = {"machine": machine(), "versions": versions(), "plan": asdict(plan)}
+    results = Results()
+    status = {"reference": "not run", "one-shot": "not run", "agent": "not run"}
+    agent_info: dict[str, Any] = {"note": "not run (--modes)"}
+    ws = Workspace()
+    try:
+        lanes, agent, agent_info["note"] = setup(ws, plan, modes, status)
+        say(f"lanes: {', '.join(lane.label for lane in lanes)}; agent: {agent_info['note']}")
+        run = Run(plan, lanes, results, say)
+        for name, phase in PHASES:
+            say(f"{name} ...")
+            phase(run)
+        if agent is not None:
+            if agent.proc is not None and agent.proc.poll() is not None:
+                results.problems.append(f"the agent exited during the run: {agent.served_log()}")
+            results.agent_rss_kb = agent.stop()
+    finally:
+        ws.close()
+    leftovers = [f"namespace {name}" for name in ws.owned_namespaces()]
+    leftovers += [f"temp dir {ws.tmp}"] if ws.tmp.exists() else []
+    # Ours would bear the prefix: every bridge made here is named after it, and a plugin run
+    # outside its lane's host namespace would have made one in the root namespace.
+    changed = sorted(set(links_before) ^ set(root_links()))
+    leftovers += [f"root namespace link {link}" for link in changed if link.startswith(PREFIX)]
+    others = [link for link in changed if not link.startswith(PREFIX)]
+    doc.update(
+        duration_s=time.monotonic() - started,
+        loadavg_end=os.getloadavg(),
+        lanes=status,
+        agent=agent_info | {"rss_kb": results.agent_rss_kb},
+        tag=ws.tag,
+        leftovers=leftovers,
+        root_links_changed_by_others=others,
+    )
+    say(f"done in {doc['duration_s']:.0f} s")
+    return doc | {"results": results}
+
+
+def notes(doc: dict[str, Any], results: Results) -> list[str]:
+    out: list[str] = []
+    if doc["lanes"]["agent"] == "agent: not available":
+        out.append(f"**{doc['agent']['note']}**: the agent rows are skipped.")
+    nproc = doc["machine"]["nproc"]
+    load = max(doc["machine"]["loadavg_start"][0], doc["loadavg_end"][0])
+    if load > 0.5:
+        out.append(
+            f"Other work ran on this {nproc}-CPU machine during the run (1-min load up to "
+            f"{load:.2f}): absolute times are inflated; the ratios (interleaved) less so."
+        )
+    front, oneshot = (_peak(results, lane) for lane in ("agent", "one-shot"))
+    if front and oneshot and front >= 0.8 * oneshot:
+        out.append(
+            "The agent lane's plugin processes peak as high as one-shot ones "
+            f"({front / 1024:.1f} vs {oneshot / 1024:.1f} MB): requests may not reach the agent."
+        )
+    for problem in results.problems[:20]:
+        out.append(f"Problem: {problem}")
+    if len(results.problems) > 20:
+        out.append(f"... {len(results.problems) - 20} more problems in the JSON file.")
+    if others := doc["root_links_changed_by_others"]:
+        out.append(
+            "Root namespace links changed during the run by other processes on the machine "
+            f"(none bears this benchmark's prefix `{PREFIX}`): {', '.join(others)}."
+        )
+    left = doc["leftovers"]
+    out.append("Left behind after the run: " + ("; ".join(left) if left else "nothing."))
+    return out
+
+
+def _peak(results: Results, lane: str) -> int:
+    samples = [
+        kb for m in ("ADD", "CHECK", "DEL") if (s := results.find(m, lane)) for kb in s.rss_kb
+    ]
+    return max(samples, default=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("the benchmark needs root (network namespaces)", file=sys.stderr)
+        return 2
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
+    try:
+        if args.profile:
+            mode = args.profile_mode[0] if args.profile_mode else "one-shot"
+            return run_profile(args.profile, args.profile_top, args.profile_out, mode)
+        doc = bench(make_plan(args), args.modes)
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    results: Results = doc.pop("results")
+    rows = Table(results, make_plan(args), doc["lanes"]).rows()
+    table, run_notes = markdown_table(rows), notes(doc, results)
+    out_md = args.out_md or (None if args.quick else Path("docs/benchmarks.md"))
+    out_json = args.out_json or (None if args.quick else Path("docs/benchmarks.json"))
+    print(table + "\n" + "\n".join(f"- {n}" for n in run_notes))
+    if out_md is not None:
+        out_md.parent.mkdir(parents=True, exist_ok=True)
+        out_md.write_text(render_markdown(doc, table, run_notes))
+    if out_json is not None:
+        write_json(out_json, doc | {"rows": rows_json(rows)} | results.to_json())
+    return 1 if doc["leftovers"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

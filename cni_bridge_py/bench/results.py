@@ -1,0 +1,69 @@
+"""Raw measurements of a run: per metric and lane, the seconds of each successful call (or the
+wall time of each concurrent round), what failed, and (RSS metrics) the peak RSS of each call."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cni_bridge_py.bench.harness import CallResult
+
+
+@dataclass
+class Series:
+    seconds: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    calls: int = 0
+
+    def median(self) -> float | None:
+        return statistics.median(self.seconds) if self.seconds else None
+
+    def p95(self) -> float | None:
+        """Nearest rank: the smallest sample with at least 95% of the samples at or below it."""
+        if not self.seconds:
+            return None
+        ordered = sorted(self.seconds)
+        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+@dataclass
+class Results:
+    # metric -> lane label -> series
+    series: dict[str, dict[str, Series]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    agent_rss_kb: int = 0
+    rss_method: str = ""
+
+    def get(self, metric: str, lane: str) -> Series:
+        return self.series.setdefault(metric, {}).setdefault(lane, Series())
+
+    def find(self, metric: str, lane: str) -> Series | None:
+        return self.series.get(metric, {}).get(lane)
+
+    def record(self, metric: str, lane: str, result: CallResult, ok: bool, what: str) -> bool:
+        """One call: its time counts only when it succeeded."""
+        series = self.get(metric, lane)
+        series.calls += 1
+        if ok:
+            series.seconds.append(result.seconds)
+        else:
+            series.failed.append(f"{what}: {result.describe()}")
+        return ok
+
+    def fail(self, metric: str, lane: str, why: str) -> None:
+        self.get(metric, lane).failed.append(why)
+        self.problems.append(f"{metric} [{lane}]: {why}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "series": {
+                metric: {lane: asdict(s) for lane, s in lanes.items()}
+                for metric, lanes in self.series.items()
+            },
+            "problems": self.problems,
+            "agent_rss_kb": self.agent_rss_kb,
+            "rss_method": self.rss_method,
+        }
