@@ -10,6 +10,13 @@ from __future__ import annotations
 import os
 import sys
 
+# Not typing.TYPE_CHECKING: importing typing costs VERSION ~20 ms. mypy honours the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from cni_bridge_py.front import Response
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
@@ -36,6 +43,11 @@ def plugin_main() -> int:
         return 0
     from cni_bridge_py.front import handle  # noqa: PLC0415
 
+    return serve(handle)
+
+
+def serve(handle: Callable[[Mapping[str, str], bytes], Response]) -> int:
+    """Environment and stdin in, the response out, the exit code back: for each plugin."""
     stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
     response = handle(os.environ, stdin)
     if response.stdout:

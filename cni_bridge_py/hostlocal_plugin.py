@@ -10,12 +10,12 @@ reservations, keeping cni.dev/valid-attachments) and STATUS print nothing.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 
 from cni_bridge_py import __version__, front
 from cni_bridge_py import version as versions
+from cni_bridge_py.cli import serve
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig
 from cni_bridge_py.fields import Fields
@@ -84,23 +84,7 @@ def dispatch(request: front.Request) -> str:
 
 
 def main() -> int:
-    """The process edge, as cli.plugin_main: environment and stdin in, exit code out."""
-    command = os.environ.get("CNI_COMMAND")
-    stdin = b"" if command in (None, "", "VERSION") else _read_stdin()
-    response = handle(os.environ, stdin)
-    if response.stdout:
-        sys.stdout.write(response.stdout)
-        sys.stdout.flush()
-    if response.stderr:
-        sys.stderr.write(response.stderr)
-    return response.exit_code
-
-
-def _read_stdin() -> bytes:
-    try:
-        return sys.stdin.buffer.read()
-    except (OSError, ValueError):
-        return b""  # no stdin at all: decoding reports it as an empty config
+    return serve(handle)
 
 
 if __name__ == "__main__":

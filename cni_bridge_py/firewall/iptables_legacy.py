@@ -6,15 +6,14 @@ libiptc edits the legacy tables only; a host on iptables-nft uses iptables_resto
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
-import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from typing import Any
 
 import iptc
 
 from cni_bridge_py.errors import IOFailure
+from cni_bridge_py.filelock import exclusive
 from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest, chain_name, parse_comment
 from cni_bridge_py.netaddr import IPInterface
 
@@ -173,14 +172,8 @@ class LegacyIptables:
         jump.src = f"{addr.ip}/{addr.max_prefixlen}"
         return jump
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        fd = os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive(self.lock_path, dir_mode=0o755)
 
 
 def _owned_chains(table: Any, network: str) -> dict[str, str]:

@@ -6,13 +6,13 @@ This is how rules reach iptables-nft (Debian 12's default), which python-iptable
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 
 from cni_bridge_py.errors import IOFailure
+from cni_bridge_py.filelock import exclusive
 from cni_bridge_py.firewall.layout import (
     MasqRequest,
     NatTable,
@@ -95,17 +95,6 @@ class RestoreIptables:
             )
         return proc.stdout
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
         """Our read-then-write is one critical section across concurrent plugin runs."""
-        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-        fd = os.open(
-            os.path.join(self.lock_dir, "iptables.lock"),
-            os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
-            0o600,
-        )
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return exclusive(os.path.join(self.lock_dir, "iptables.lock"))

@@ -8,15 +8,15 @@ still race; the backends retry a failed batch once after reading again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from cni_bridge_py.errors import IOFailure
+from cni_bridge_py.filelock import exclusive
 from cni_bridge_py.firewall.nft_json import Ruleset
 
 LOCK_DIR = "/run/cni-bridge-py"
@@ -83,16 +83,5 @@ class Nft:
             check=False,
         )
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-        fd = os.open(
-            os.path.join(self.lock_dir, "nftables.lock"),
-            os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
-            0o600,
-        )
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive(os.path.join(self.lock_dir, "nftables.lock"))

@@ -1,4 +1,4 @@
-"""The verbs: ADD, DEL, CHECK (and later GC, STATUS), each orchestrating the ports."""
+"""The verbs: ADD, DEL, CHECK, GC and STATUS, each orchestrating the ports."""
 
 from __future__ import annotations
 
@@ -21,23 +21,19 @@ def dispatch(request: Request) -> str:
 
 
 def run(request: Request, conf: config.NetConf, ports: Ports) -> str:
+    """The verb table, as the CNI skeleton's: ADD prints its result, the others nothing."""
     from cni_bridge_py.verbs import add, check, delete, gc, status  # noqa: PLC0415
 
     if request.command == "ADD":
         return add.add(request, conf, ports).to_json(conf.cni_version)
-    if request.command == "DEL":
-        delete.delete(request, conf, ports)
-        return ""
-    if request.command == "CHECK":
-        check.check(request, conf, ports)
-        return ""
-    if request.command == "GC":
-        gc.gc(request, conf, ports)
-        return ""
-    if request.command == "STATUS":
-        status.status(request, conf, ports)
-        return ""
-    raise AssertionError(f"unhandled verb {request.command}")  # front admits only these
+    silent = {
+        "DEL": delete.delete,
+        "CHECK": check.check,
+        "GC": gc.gc,
+        "STATUS": status.status,
+    }
+    silent[request.command](request, conf, ports)  # the front admits only these verbs
+    return ""
 
 
 def fault_point(request: Request, step: str) -> None:
