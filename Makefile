@@ -13,11 +13,18 @@ PYTEST_ARGS ?=
 # and the conformance suite compares against (the reference plugins in /usr/lib/cni).
 DEB_PACKAGES := iproute2 iptables nftables iputils-ping containernetworking-plugins
 DEB_TOOLS    := ip iptables nft ping /usr/lib/cni/bridge
+# The runtimes that drive the plugin in tests/runtimes: upstream cnitool (built offline from
+# Go 1.19, libcni's Debian source and cnitool.go from `apt-get source`), containerd + runc,
+# podman, and busybox-static for the containers' root filesystem.
+DEB_PACKAGES += golang-go golang-github-appc-cni-dev dpkg-dev containerd runc podman busybox-static
+DEB_TOOLS    += go dpkg-source /usr/share/gocode/src/github.com/containernetworking/cni/libcni \
+                containerd ctr runc podman busybox
 
 VENV_PY := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: all deps venv install uninstall install-conf demo test lint typecheck unit integration clean
+.PHONY: all deps venv install uninstall install-conf uninstall-conf demo test lint typecheck unit integration \
+	runtimes cnitool clean
 
 all: venv
 
@@ -54,6 +61,14 @@ install-conf:
 	@test -n "$(NET)" || { echo "usage: make install-conf NET=conf/<file>"; exit 2; }
 	install -D -m 0644 $(NET) $(DESTDIR)$(CNI_CONF_DIR)/$(notdir $(NET))
 
+## Removes $(DESTDIR)$(CNI_CONF_DIR)/<file> only if it is still the file NET installed.
+uninstall-conf:
+	@test -n "$(NET)" || { echo "usage: make uninstall-conf NET=conf/<file>"; exit 2; }
+	@dest="$(DESTDIR)$(CNI_CONF_DIR)/$(notdir $(NET))"; \
+	if [ ! -e "$$dest" ]; then :; \
+	elif cmp -s "$(NET)" "$$dest"; then rm -f "$$dest" && echo "$$dest"; \
+	else echo "$$dest differs from $(NET): not removed"; exit 1; fi
+
 ## The seed topology: red and blue through the plugin, gateway, masquerade, then DEL.
 demo: deps venv
 	bash scripts/demo.sh
@@ -71,9 +86,33 @@ unit: venv
 integration: deps venv
 	$(VENV)/bin/pytest tests/integration -q $(PYTEST_ARGS)
 
+## Upstream cnitool, containerd's ctr and podman drive the installed plugin (root).
+runtimes: deps venv
+	$(VENV)/bin/pytest tests/runtimes -q $(PYTEST_ARGS)
+
+## Upstream cnitool, built offline from Debian packages into build/cnitool/.
+cnitool: deps
+	bash scripts/build-cnitool.sh build/cnitool
+
 ## ruff, mypy, then every test (integration tests need root).
 test: deps venv lint typecheck
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+## The benchmark of issue 5 (root): the reference plugins and ours, interleaved in throwaway
+## namespaces; writes docs/benchmarks.md and docs/benchmarks.json (~10 min on 2 cores).
+## GNU time (Debian `time`) measures each plugin process's peak RSS.
+.PHONY: bench bench-smoke bench-deps
+bench: deps venv bench-deps
+	$(VENV_PY) -m cni_bridge_py.bench
+
+## A few calls of each measurement, as the smoke test runs it: no file written, no timing judged.
+bench-smoke: deps venv bench-deps
+	$(VENV_PY) -m cni_bridge_py.bench --quick
+
+bench-deps:
+	@test -x /usr/bin/time || { echo "installing Debian package time"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends time; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

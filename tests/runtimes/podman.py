@@ -1,0 +1,138 @@
+"""podman (Debian 4.3) with the CNI network backend, entirely private to the test.
+
+Storage (vfs), run root, tmp dir, events log and containers.conf live under a temporary
+directory (--root/--runroot, CONTAINERS_CONF, CONTAINERS_STORAGE_CONF); the network config dir
+and plugin dir are options of containers.conf. podman still has fixed paths of its own: the
+libcni cache (/var/lib/cni), its container netns files (/run/netns), the image blob-info cache
+(/var/lib/containers/cache) and /run/containers, /run/libpod. It runs in a private mount
+namespace where those are test directories, /usr/lib/cni and /etc/cni/net.d are empty, so it
+neither writes the host's files nor finds the reference plugins or the package's network.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import tarfile
+from pathlib import Path
+
+from tests.runtimes.hostnet import remove_cgroups, unique
+from tests.runtimes.mountns import MountNamespace
+from tests.runtimes.support import run
+
+IMAGE = "localhost/cbpt-busybox:runtimes"
+
+CONTAINERS_CONF = """\
+[containers]
+# This sandbox lacks CAP_SYS_RESOURCE: runc cannot raise limits above the current ones.
+default_ulimits = ["nofile={nofile}", "nproc=4096:4096"]
+
+[network]
+network_backend = "cni"
+network_config_dir = "{conf_dir}"
+cni_plugin_dirs = ["{plugin_dir}"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{scratch}/events.log"
+tmp_dir = "{scratch}/tmp"
+"""
+
+STORAGE_CONF = """\
+[storage]
+driver = "vfs"
+graphroot = "{scratch}/storage"
+runroot = "{scratch}/runroot"
+"""
+
+
+def nofile_hard_limit() -> int:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return hard if hard != resource.RLIM_INFINITY else 1048576
+
+
+class Podman:
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.cache_dir = scratch / "cni-cache"
+        self.netns_dir = scratch / "netns"
+        self.cgroup_parent = unique("pm")  # /sys/fs/cgroup/*/<it>, removed at the end
+        self.storage_conf = scratch / "storage.conf"
+        self.storage_conf.write_text(STORAGE_CONF.format(scratch=scratch))
+        self.ns = MountNamespace(scratch / "mnt")
+        try:
+            for target, name in (
+                ("/var/lib/cni", "cni-cache"),
+                ("/run/netns", "netns"),
+                ("/var/lib/containers", "var-lib-containers"),
+                ("/run/containers", "run-containers"),
+                ("/run/libpod", "run-libpod"),
+            ):
+                (scratch / name).mkdir()
+                self.ns.shadow(target, scratch / name)
+            self.ns.hide("/usr/lib/cni")
+            self.ns.hide("/etc/cni/net.d")
+        except BaseException:
+            self.ns.close()
+            raise
+
+    def containers_conf(self, name: str, conf_dir: Path, plugin_dir: Path) -> Path:
+        """A containers.conf whose CNI networks are in conf_dir and plugins in plugin_dir."""
+        path = self.scratch / f"containers-{name}.conf"
+        path.write_text(
+            CONTAINERS_CONF.format(
+                nofile=nofile_hard_limit(),
+                conf_dir=conf_dir,
+                plugin_dir=plugin_dir,
+                scratch=self.scratch,
+            )
+        )
+        return path
+
+    def __call__(
+        self, conf: Path, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "CONTAINERS_CONF": str(conf),
+            "CONTAINERS_STORAGE_CONF": str(self.storage_conf),
+        }
+        argv = self.ns.argv(
+            "podman",
+            "--root",
+            str(self.scratch / "storage"),
+            "--runroot",
+            str(self.scratch / "runroot"),
+            *args,
+        )
+        return run(argv, env=env, check=check, timeout=timeout)
+
+    def run_args(self, network: str) -> list[str]:
+        """`podman run` options every test container gets."""
+        return [
+            "--network",
+            network,
+            "--cgroup-parent",
+            f"/{self.cgroup_parent}",
+            "--cap-add",
+            "NET_RAW",  # busybox ping needs a raw socket
+        ]
+
+    def import_image(self, conf: Path, rootfs: Path) -> None:
+        """`podman import` of the busybox root filesystem: an image made offline."""
+        archive = self.scratch / "rootfs.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(rootfs, arcname=".")
+        self(conf, "import", str(archive), IMAGE)
+
+    def close(self, conf: Path) -> list[str]:
+        """Remove our containers and images (private storage), end the namespace, and
+        report what could not be removed."""
+        self(conf, "rm", "--all", "--force", "--time", "0", check=False)
+        self(conf, "rmi", "--all", "--force", check=False)
+        self.ns.close()
+        problems = remove_cgroups(self.cgroup_parent)
+        problems += [f"netns left: {p.name}" for p in self.netns_dir.iterdir()]
+        return problems
