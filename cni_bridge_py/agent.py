@@ -36,6 +36,8 @@ from cni_bridge_py.errors import DecodingFailure
 from cni_bridge_py.front import Request, Response, handle
 
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
+# How long a caller may take to send its whole request (the front sends it at once).
+REQUEST_READ_TIMEOUT_S = 10.0
 
 
 class NetworkLocks:
@@ -92,15 +94,22 @@ class _Handler(socketserver.BaseRequestHandler):
             with contextlib.suppress(OSError):
                 sock.sendall(encode_reply({"refused": "only root may use the agent"}))
             return
+        # The front sends its request as soon as it is connected: a caller that sends
+        # nothing (or half a frame) must not hold a thread forever.
+        sock.settimeout(REQUEST_READ_TIMEOUT_S)
         try:
-            reply = serve_request(
-                AgentRequest.decode(read_frame(sock)),
-                self.server.own_netns,
-                self.server.run,
-                self.server.locks,
-            )
+            request = AgentRequest.decode(read_frame(sock))
         except ProtocolError as exc:
             reply = _decoding_error(str(exc))
+        except OSError as exc:  # timed out, or reset by the caller
+            sys.stderr.write(f"dropped a connection before a whole request arrived: {exc}\n")
+            sys.stderr.flush()
+            return
+        else:
+            sock.settimeout(None)
+            reply = serve_request(
+                request, self.server.own_netns, self.server.run, self.server.locks
+            )
         with contextlib.suppress(OSError):
             sock.sendall(encode_reply(reply))
 

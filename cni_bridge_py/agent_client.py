@@ -33,7 +33,7 @@ def socket_path(env: Mapping[str, str]) -> str | None:
 
 def forward(env: Mapping[str, str], stdin: bytes, cni_version: str) -> Response | None:
     path = socket_path(env)
-    if path is None or not os.path.exists(path):
+    if path is None or not os.path.exists(path) or not _paths_are_absolute(env):
         return None
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -58,6 +58,14 @@ def forward(env: Mapping[str, str], stdin: bytes, cni_version: str) -> Response 
         stderr=str(reply.get("stderr", "")),
         exit_code=int(reply.get("exit_code", 1)),
     )
+
+
+def _paths_are_absolute(env: Mapping[str, str]) -> bool:
+    """The agent has its own working directory: a relative CNI_NETNS or CNI_PATH entry would
+    name another file there, so such a request is served here, where it means what it says."""
+    netns = env.get("CNI_NETNS", "")
+    plugin_dirs = [d for d in env.get("CNI_PATH", "").split(":") if d]
+    return (not netns or os.path.isabs(netns)) and all(os.path.isabs(d) for d in plugin_dirs)
 
 
 def _lost(env: Mapping[str, str], cni_version: str) -> Response | None:

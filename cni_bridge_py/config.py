@@ -14,7 +14,13 @@ from typing import Any
 from cni_bridge_py import result as results
 from cni_bridge_py.errors import CniError, InvalidConfig
 from cni_bridge_py.fields import Fields
-from cni_bridge_py.ipam.config import HostLocalConf, IpamConf, parse_ipam, requested_ips
+from cni_bridge_py.ipam.config import (
+    HostLocalConf,
+    IpamConf,
+    has_runtime_ranges,
+    parse_ipam,
+    requested_ips,
+)
 from cni_bridge_py.netaddr import IPAddress
 from cni_bridge_py.result import DNS, Result
 from cni_bridge_py.validate import ifname_problem
@@ -75,7 +81,7 @@ def parse(
         name=top.get("name", str, ""),
         type=top.get("type", str, ""),
         dns=_dns(dns_fields) if (dns_fields := top.obj("dns")) else DNS(),
-        ipam=parse_ipam(top.obj("ipam")),
+        ipam=parse_ipam(top.obj("ipam"), has_runtime_ranges(data)),
         prev_result=_prev_result(data.get("prevResult"), cni_version, problems),
         runtime_mac=_mac_request(top, runtime, args.get("MAC", "")),
         requested_ips=requested_ips(args.get("IP", ""), problems),

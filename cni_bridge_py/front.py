@@ -158,7 +158,16 @@ def parse_request(env: Mapping[str, str], stdin: bytes) -> Request:
 
 def decode_config(stdin: bytes) -> dict[str, Any]:
     try:
-        config = json.loads(stdin)
+        # NaN and Infinity are Python's extensions, not JSON (Go rejects them too).
+        config = json.loads(stdin, parse_constant=_not_json)
+        # A "\ud800" escape decodes to a lone surrogate, which no path, interface name or
+        # output can encode: refuse it here rather than fail deep inside a verb.
+        json.dumps(config, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise DecodingFailure(
+            "error decoding the network config on stdin",
+            f"a string holds an unpaired UTF-16 surrogate: {exc.reason}",
+        ) from exc
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise DecodingFailure(
             "error decoding the network config on stdin", f"not valid JSON: {exc}"
@@ -177,6 +186,10 @@ def decode_config(stdin: bytes) -> dict[str, Any]:
     if not isinstance(cni_version, str):
         raise InvalidConfig('invalid network config: "cniVersion" must be a string')
     return config
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def parse_cni_args(text: str) -> dict[str, str]:

@@ -19,7 +19,13 @@ from cni_bridge_py.cli import serve
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig
 from cni_bridge_py.fields import Fields
-from cni_bridge_py.ipam.config import IpamConf, invalid_config, parse_host_local, requested_ips
+from cni_bridge_py.ipam.config import (
+    IpamConf,
+    has_runtime_ranges,
+    invalid_config,
+    parse_host_local,
+    requested_ips,
+)
 from cni_bridge_py.result import Result
 
 
@@ -49,7 +55,7 @@ def load(request: front.Request) -> NetConf:
         raise InvalidConfig(
             "IPAM config missing 'ipam' key", 'the main plugin\'s config needs an "ipam" object'
         )
-    settings = parse_host_local(section)
+    settings = parse_host_local(section, has_runtime_ranges(request.config))
     wanted = requested_ips(request.args.get("IP", ""), problems)
     if problems:
         raise invalid_config(problems)

@@ -26,13 +26,16 @@ def ifname_problem(value: str) -> str | None:
     """Why `value` is not a valid Linux interface name, or None."""
     if not value:
         return "it is empty"
-    # The kernel (and Go's len) count bytes, not characters; surrogateescape gives back the
-    # bytes of a name os.environ could not decode.
-    if len(value.encode(errors="surrogateescape")) > MAX_IFNAME_LEN:
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        # Bytes os.environ could not decode (surrogateescape) or a lone JSON surrogate.
+        return "it is not valid UTF-8"
+    # The kernel (and Go's len) count bytes, not characters.
+    if len(value.encode()) > MAX_IFNAME_LEN:
         return f"it is longer than {MAX_IFNAME_LEN} bytes"
     if value in (".", ".."):
         return "it is '.' or '..'"
     for char in value:
-        if char in "/:" or char.isspace():
+        # NUL ends a name in the kernel: "br\0x" would act on a link named "br".
+        if char in "/:\0" or char.isspace():
             return f"it contains {char!r}"
     return None

@@ -73,22 +73,28 @@ def allocate(
     requested: Sequence[IPAddress] = (),
 ) -> list[IPConfig]:
     """One address per range set; all or nothing."""
+    # Each requested address goes to the first set holding it, one per set (host-local's
+    # rule). Ones that fit nowhere fail the request before anything is reserved (host-local
+    # reserves first, which moves last_reserved_ip for a request that fails).
     pending = list(requested)
+    wanted: list[IPAddress | None] = []
+    for range_set in range_sets:
+        mine = next((a for a in pending if range_set.range_for(a) is not None), None)
+        if mine is not None:
+            pending.remove(mine)
+        wanted.append(mine)
+    if pending:
+        raise InvalidEnvironment(
+            "failed to allocate all requested IPs: " + " ".join(str(a) for a in pending),
+            "each requested address must fall inside one configured range set",
+        )
     configs: list[IPConfig] = []
     try:
-        for range_id, range_set in enumerate(range_sets):
-            mine = next((a for a in pending if range_set.range_for(a) is not None), None)
-            if mine is not None:
-                pending.remove(mine)
+        for range_id, (range_set, mine) in enumerate(zip(range_sets, wanted, strict=True)):
             try:
                 configs.append(allocate_one(store, range_set, range_id, who, mine))
             except CniError as exc:
                 raise _in_range(exc, range_id) from exc
-        if pending:
-            raise InvalidEnvironment(
-                "failed to allocate all requested IPs: " + " ".join(str(a) for a in pending),
-                "each requested address must fall inside one configured range set",
-            )
     except CniError:
         if configs:
             release(store, who)

@@ -7,8 +7,9 @@ settings are its own business (it receives the whole config on stdin).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cni_bridge_py.errors import InvalidConfig
 from cni_bridge_py.fields import Fields
@@ -18,6 +19,7 @@ from cni_bridge_py.result import Route
 
 HOST_LOCAL = "host-local"
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+NO_RANGES = 'no IP ranges specified: give "ranges" or "subnet"'
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class IpamConf:
     host_local: HostLocalConf | None = None
 
 
-def parse_ipam(fields: Fields | None) -> IpamConf | None:
+def parse_ipam(fields: Fields | None, runtime_ranges: bool = False) -> IpamConf | None:
+    """`runtime_ranges`: the runtime supplies runtimeConfig.ipRanges (see parse_host_local)."""
     if fields is None or not fields.data:
         return None
     ipam_type = fields.get("type", str, "")
@@ -46,16 +49,28 @@ def parse_ipam(fields: Fields | None) -> IpamConf | None:
         )
         return None
     if ipam_type != HOST_LOCAL:
-        if "/" in ipam_type or ipam_type in (".", ".."):
+        if "/" in ipam_type or "\0" in ipam_type or ipam_type in (".", ".."):
             # It is looked up by name in the CNI_PATH dirs; a path would escape them.
-            fields.problem("type", f"{ipam_type!r} is not a plugin name (no '/', not '.' or '..')")
+            fields.problem(
+                "type", f"{ipam_type!r} is not a plugin name (no '/' or NUL, not '.' or '..')"
+            )
             return None
         return IpamConf(ipam_type)
-    return IpamConf(ipam_type, parse_host_local(fields))
+    return IpamConf(ipam_type, parse_host_local(fields, runtime_ranges))
 
 
-def parse_host_local(fields: Fields) -> HostLocalConf:
-    """host-local's keys of one "ipam" object; problems are collected in `fields`."""
+def has_runtime_ranges(config: Mapping[str, Any]) -> bool:
+    """The runtime sends a non-empty runtimeConfig.ipRanges (whether it parses is checked
+    where it is used: effective.py)."""
+    runtime = config.get("runtimeConfig")
+    return isinstance(runtime, dict) and bool(runtime.get("ipRanges"))
+
+
+def parse_host_local(fields: Fields, runtime_ranges: bool = False) -> HostLocalConf:
+    """host-local's keys of one "ipam" object; problems are collected in `fields`.
+
+    No configured range is fine when `runtime_ranges` (as in the reference, a network whose
+    only range comes from the runtime's ipRanges); otherwise it is "no IP ranges specified"."""
     range_sets: list[RangeSet] = []
     # Problems found before the ranges are unrelated: they must not hide "no IP ranges".
     problems_before = len(fields.problems)
@@ -64,18 +79,32 @@ def parse_host_local(fields: Fields) -> HostLocalConf:
         if legacy is not None:
             range_sets.append(RangeSet((legacy,)))
     range_sets.extend(parse_range_sets(fields, "ranges"))
-    if not range_sets and len(fields.problems) == problems_before:
-        fields.problem("ranges", 'no IP ranges specified: give "ranges" or "subnet"')
+    if not range_sets and not runtime_ranges and len(fields.problems) == problems_before:
+        fields.problem("ranges", NO_RANGES)
     try:
         check_no_overlap(range_sets)
     except RangeError as exc:
         fields.problem("ranges", str(exc))
     data_dir = fields.get("dataDir", str, DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
-    if not os.path.isabs(data_dir):
-        fields.problem("dataDir", f"{data_dir!r} must be an absolute path")
+    if why := _data_dir_problem(data_dir):
+        fields.problem("dataDir", f"{data_dir!r} {why}")
     resolv_conf = fields.get("resolvConf", str, "")
+    if "\0" in resolv_conf:
+        fields.problem("resolvConf", f"{resolv_conf!r} holds a NUL byte")
     routes = tuple(r for r in (_route(f) for f in fields.objects("routes")) if r is not None)
     return HostLocalConf(tuple(range_sets), routes, data_dir, resolv_conf)
+
+
+def _data_dir_problem(path: str) -> str | None:
+    """The store lives in <dataDir>/<network>: an absolute path without ".." (which would
+    leave the directory the config names) and without NUL (which no path can hold)."""
+    if not os.path.isabs(path):
+        return "must be an absolute path"
+    if "\0" in path:
+        return "holds a NUL byte"
+    if ".." in path.split("/"):
+        return 'must not contain ".."'
+    return None
 
 
 def parse_range_sets(fields: Fields, key: str) -> list[RangeSet]:

@@ -1,8 +1,15 @@
 """host-local's on-disk store, byte-compatible with the reference plugin.
 
-<dataDir>/<network>/<ip> holds "<containerID>\\r\\n<ifname>" (no newline), created with O_EXCL,
-mode 0600; last_reserved_ip.<rangeSet> holds the last address handed out; `lock` is flock()ed.
+<dataDir>/<network>/<ip> holds "<containerID>\\r\\n<ifname>" (no newline), mode 0600;
+last_reserved_ip.<rangeSet> holds the last address handed out; `lock` is flock()ed.
 The reference and this store can share one directory.
+
+A reservation appears whole or not at all: the owner line is written to a temporary file
+(".reserving-*") in the same directory, which is then hard-linked to the address's name.
+link() fails with EEXIST exactly as the reference's O_CREAT|O_EXCL does, so the claim is
+the same, but a crash can never leave an empty `<ip>` file that nobody owns (the reference
+can, between its create and its write). A temporary file left by a crash is removed by the
+next caller that holds the lock.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import errno
 import fcntl
 import ipaddress
 import os
+import secrets
+import stat
 import time
 from collections.abc import Iterator
 
@@ -21,7 +30,12 @@ from cni_bridge_py.netaddr import IPAddress
 
 LOCK_NAME = "lock"
 LAST_RESERVED_PREFIX = "last_reserved_ip."
+# A reservation being written; never an address, so no reader takes it for one.
+TEMP_PREFIX = ".reserving-"
 LOCK_TIMEOUT_S = 30.0
+# link() is not supported everywhere (some FUSE and vfat mounts): there the claim falls back
+# to the reference's O_EXCL create-then-write.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 def _owner_line(container_id: str, ifname: str) -> str:
@@ -33,10 +47,21 @@ class DiskStore:
         # `network` is validated by config (no "/" or ".."), so the join stays inside data_dir.
         self.directory = os.path.join(data_dir, network)
         self.lock_timeout = lock_timeout
+        # True while this instance holds the flock: only then is a temporary file certainly
+        # a crash's leftover (every writer holds the lock). Not shared between threads.
+        self._locked = False
         try:
             os.makedirs(self.directory, mode=0o755, exist_ok=True)
+            mode = os.lstat(self.directory).st_mode
         except OSError as exc:
             raise IOFailure(f"cannot create the IPAM data dir {self.directory}", str(exc)) from exc
+        if not stat.S_ISDIR(mode):
+            # A symlink planted in the data dir would take reads, writes and GC's deletions
+            # to wherever it points.
+            raise IOFailure(
+                f"the IPAM data dir {self.directory} is not a directory (a symlink?)",
+                "refusing to follow it; remove it or point dataDir elsewhere",
+            )
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -47,8 +72,10 @@ class DiskStore:
             raise IOFailure(f"cannot open the IPAM lock {path}", str(exc)) from exc
         try:
             self._flock(fd, path)
+            self._locked = True
             yield
         finally:
+            self._locked = False
             os.close(fd)  # closing drops the flock
 
     def _flock(self, fd: int, path: str) -> None:
@@ -69,25 +96,60 @@ class DiskStore:
 
     def reserve(self, container_id: str, ifname: str, addr: IPAddress, range_id: int) -> bool:
         path = os.path.join(self.directory, str(addr))
+        if os.path.lexists(path):
+            return False  # the common case while scanning a busy range: no file written
+        owner = _owner_line(container_id, ifname).encode()
         try:
-            fd = os.open(
-                path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-            )
-        except FileExistsError:
-            return False
+            claimed = self._claim(path, owner)
         except OSError as exc:
             raise IOFailure(f"cannot reserve {addr} in {self.directory}", str(exc)) from exc
+        if not claimed:
+            return False
         try:
-            try:
-                os.write(fd, _owner_line(container_id, ifname).encode())
-            finally:
-                os.close(fd)
             self._write_last_reserved(range_id, addr)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise IOFailure(f"cannot record the reservation of {addr}", str(exc)) from exc
         return True
+
+    def _claim(self, path: str, owner: bytes) -> bool:
+        """Create `path` holding `owner`, atomically; False when it already exists."""
+        temp = os.path.join(self.directory, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+        self._write_new(temp, owner)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            return self._claim_without_link(path, owner)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+        return True
+
+    def _claim_without_link(self, path: str, owner: bytes) -> bool:
+        try:
+            self._write_new(path, owner)
+        except FileExistsError:
+            return False
+        return True
+
+    @staticmethod
+    def _write_new(path: str, data: bytes) -> None:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            os.write(fd, data)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        os.close(fd)
 
     def _write_last_reserved(self, range_id: int, addr: IPAddress) -> None:
         path = os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{range_id}")
@@ -115,6 +177,9 @@ class DiskStore:
         except FileNotFoundError:
             return
         for entry in entries:
+            if entry.name.startswith(TEMP_PREFIX):
+                self._remove_stale_temp(entry.path)
+                continue
             if entry.name == LOCK_NAME or entry.name.startswith(LAST_RESERVED_PREFIX):
                 continue
             if not entry.is_file(follow_symlinks=False):
@@ -126,6 +191,13 @@ class DiskStore:
             text = self._read(entry.path)
             if text is not None:
                 yield addr, text.strip()
+
+    def _remove_stale_temp(self, path: str) -> None:
+        """Under the lock nobody is writing a reservation, so a temporary file is what a
+        crash left (before or after its link); without the lock (STATUS) it is skipped."""
+        if self._locked:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]:
         line = _owner_line(container_id, ifname)

@@ -15,6 +15,7 @@ from cni_bridge_py import version as versions
 from cni_bridge_py.errors import IncompatibleVersion
 from cni_bridge_py.fields import Fields
 from cni_bridge_py.ipam.config import (
+    NO_RANGES,
     HostLocalConf,
     invalid_config,
     parse_range_sets,
@@ -45,6 +46,9 @@ def effective(
     runtime = top.obj("runtimeConfig")
     extra = parse_range_sets(runtime, "ipRanges") if runtime is not None else []
     range_sets = (*extra, *settings.range_sets)
+    if not range_sets and not problems:
+        # The config may leave the ranges to the runtime (parse_host_local); then it must.
+        problems.append(f'"ranges": {NO_RANGES}')
     if extra:
         try:
             check_no_overlap(range_sets)

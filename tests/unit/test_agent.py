@@ -111,6 +111,17 @@ def test_forward_without_an_agent_is_none(tmp_path: Path) -> None:
     assert agent_client.forward({"CNI_BRIDGE_PY_AGENT": str(stale)}, b"", "1.0.0") is None
 
 
+@pytest.mark.parametrize("relative", [{"CNI_NETNS": "netns/red"}, {"CNI_PATH": "/opt/cni/bin:bin"}])
+def test_relative_paths_are_served_here_not_by_the_agent(
+    fake_agent: Path, relative: dict[str, str]
+) -> None:
+    """The agent's working directory is not the caller's: a relative path names another file
+    there, so the front does not forward such a request."""
+    env = {**ENV, "CNI_BRIDGE_PY_AGENT": str(fake_agent)}
+    assert agent_client.forward(env, CONFIG, "1.0.0") is not None
+    assert agent_client.forward({**env, **relative}, CONFIG, "1.0.0") is None
+
+
 @pytest.fixture
 def fake_agent(tmp_path: Path) -> Iterator[Path]:
     """Answers every request with a canned result, as the agent would."""

@@ -148,7 +148,16 @@ def test_requested_address_outside_every_set(store: Store, outside: str) -> None
     with pytest.raises(CniError) as info:
         allocator.allocate(store, [V4], RED, [ip(outside)])
     assert info.value.msg == f"failed to allocate all requested IPs: {outside}"
-    assert allocator.owned(store, RED) == []  # the address taken from V4 was given back
+    # Refused before anything is reserved: not even the round-robin cursor moved.
+    assert allocator.owned(store, RED) == []
+    assert store.last_reserved(0) is None
+
+
+def test_two_requested_addresses_for_one_set_fail_before_reserving(store: Store) -> None:
+    with pytest.raises(CniError) as info:
+        allocator.allocate(store, [V4], RED, [ip("10.0.0.3"), ip("10.0.0.4")])
+    assert info.value.msg == "failed to allocate all requested IPs: 10.0.0.4"
+    assert allocator.owned(store, RED) == [] and store.last_reserved(0) is None
 
 
 def test_requested_addresses_go_to_their_sets(store: Store) -> None:

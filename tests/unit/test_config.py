@@ -248,9 +248,19 @@ def test_data_dir() -> None:
     assert conf.ipam.host_local.data_dir == "/run/cni/ipam"
 
 
-@pytest.mark.parametrize("data_dir", ["relative/dir", "./x", 5])
+@pytest.mark.parametrize(
+    "data_dir", ["relative/dir", "./x", 5, "/var/lib/cni/../../etc", "/x/..", "/var/li\0b"]
+)
 def test_bad_data_dir(data_dir: object) -> None:
     assert '"ipam.dataDir"' in problem(ipam=host_local(subnet="10.1.0.0/24", dataDir=data_dir)).msg
+
+
+def test_nul_bytes_in_paths_and_names_are_config_errors() -> None:
+    """A NUL cuts a path or an interface name short in the kernel: "br\\0x" would be "br"."""
+    base = host_local(subnet="10.1.0.0/24")
+    assert '"ipam.resolvConf"' in problem(ipam={**base, "resolvConf": "/etc/re\0solv"}).msg
+    assert '"ipam.type"' in problem(ipam={"type": "static\0"}).msg
+    assert '"bridge"' in problem(bridge="cni\0evil").msg
 
 
 def test_no_ranges_at_all() -> None:
@@ -261,6 +271,18 @@ def test_no_ranges_at_all() -> None:
 def test_no_ranges_is_reported_next_to_unrelated_problems() -> None:
     err = problem(mtu=5, ipam=host_local())
     assert "no IP ranges" in str(err)
+
+
+def test_no_configured_ranges_when_the_runtime_supplies_ip_ranges() -> None:
+    """A network whose only range comes from the runtime (as the reference allows)."""
+    runtime = {"ipRanges": [[{"subnet": "10.199.0.0/24"}]]}
+    conf = parse(ipam=host_local(), runtimeConfig=runtime)
+    assert ranges_of(conf) == []
+    assert ranges_of(parse(ipam=host_local(ranges=[]), runtimeConfig=runtime)) == []
+    # An empty or absent ipRanges does not count: still "no IP ranges".
+    empties: list[dict[str, Any]] = [{"ipRanges": []}, {"ips": ["10.1.0.5"]}, {}]
+    for empty in empties:
+        assert "no IP ranges" in problem(ipam=host_local(), runtimeConfig=empty).msg
 
 
 @pytest.mark.parametrize(

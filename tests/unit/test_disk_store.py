@@ -1,10 +1,13 @@
-"""The on-disk store: byte-compatible with host-local's files, O_EXCL claims, flock, no symlinks."""
+"""The on-disk store: byte-compatible with host-local's files, atomic (link) claims that fail
+like O_EXCL, flock, no symlinks."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import ipaddress
 import os
+import signal
 import stat
 from pathlib import Path
 
@@ -14,7 +17,8 @@ from cni_bridge_py.errors import CniError, IOFailure, TryAgainLater
 from cni_bridge_py.ipam import allocator
 from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.config import DEFAULT_DATA_DIR
-from cni_bridge_py.ipam.disk import DiskStore
+from cni_bridge_py.ipam.disk import TEMP_PREFIX, DiskStore
+from cni_bridge_py.ipam.gc import gc
 from cni_bridge_py.ipam.ranges import Range, RangeSet
 
 ip = ipaddress.ip_address
@@ -265,3 +269,121 @@ def test_replays_the_reference_run(tmp_path: Path) -> None:
     assert str(allocator.allocate(store, [MYNET], green)[0].address) == "10.188.0.4/24"
     allocator.release(store, green)
     expect("state-7-after-del-green-netns-gone")
+
+
+# --- atomic reservations: a crash never leaves an empty or half-written <ip> file ----------
+
+
+def entries(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def temp_files(directory: Path) -> list[str]:
+    return [name for name in entries(directory) if name.startswith(TEMP_PREFIX)]
+
+
+def test_reserve_leaves_one_complete_file_and_no_temporary(
+    store: DiskStore, tmp_path: Path
+) -> None:
+    assert store.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    directory = tmp_path / "mynet"
+    assert entries(directory) == ["10.188.0.2", "last_reserved_ip.0"]
+    reservation = directory / "10.188.0.2"
+    assert reservation.read_bytes() == b"red\r\neth0"
+    assert reservation.stat().st_nlink == 1  # the temporary name is gone
+    assert mode(reservation) == 0o600
+
+
+def crash_inside(store: DiskStore, function: str, addr: str) -> None:
+    """Run store.reserve in a child process that SIGKILLs itself when it calls os.<function>
+    (the temporary file is written by then): what a crash at that instant leaves on disk."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            setattr(os, function, lambda *_args, **_kw: os.kill(os.getpid(), signal.SIGKILL))
+            store.reserve("red", "eth0", ip(addr), 0)
+        finally:
+            os._exit(3)  # only reached if the hook did not fire
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_a_crash_before_the_link_leaves_no_reservation(store: DiskStore, tmp_path: Path) -> None:
+    directory = tmp_path / "mynet"
+    crash_inside(store, "link", "10.188.0.2")
+    # Only a temporary file: the address is not taken by a file nobody owns.
+    assert [n for n in entries(directory) if not n.startswith(TEMP_PREFIX)] == []
+    assert len(temp_files(directory)) == 1
+    assert store.owners() == []  # without the lock (STATUS) it is skipped, not removed
+    assert len(temp_files(directory)) == 1
+    # The next caller holding the lock removes it, and the address is free.
+    got = allocator.allocate(store, [MYNET], Attachment("blue", "eth0"))
+    assert str(got[0].address) == "10.188.0.2/24"
+    assert temp_files(directory) == []
+    assert (directory / "10.188.0.2").read_bytes() == b"blue\r\neth0"
+
+
+def test_a_crash_after_the_link_leaves_a_complete_reservation(
+    store: DiskStore, tmp_path: Path
+) -> None:
+    directory = tmp_path / "mynet"
+    crash_inside(store, "unlink", "10.188.0.2")
+    assert (directory / "10.188.0.2").read_bytes() == b"red\r\neth0"
+    assert len(temp_files(directory)) == 1
+    # DEL finds it (the owner line is whole) and the stale temporary goes with the lock.
+    assert allocator.release(store, Attachment("red", "eth0")) == [ip("10.188.0.2")]
+    assert temp_files(directory) == []
+    assert not (directory / "10.188.0.2").exists()
+
+
+def test_gc_removes_stale_temporaries_and_keeps_valid_reservations(
+    store: DiskStore, tmp_path: Path
+) -> None:
+    directory = tmp_path / "mynet"
+    store.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    (directory / f"{TEMP_PREFIX}999-deadbeef").write_bytes(b"blue\r\neth0")
+    assert gc(store, {("red", "eth0")}) == []
+    assert entries(directory) == ["10.188.0.2", "last_reserved_ip.0", "lock"]
+
+
+def test_an_empty_reservation_file_does_not_block_and_gc_reclaims_it(
+    store: DiskStore, tmp_path: Path
+) -> None:
+    """What the reference (or an older version of this store) leaves when it dies between
+    its O_EXCL create and its write: nobody's, so DEL cannot release it; allocation passes
+    over it and GC, which keeps only valid owners, reclaims it."""
+    directory = tmp_path / "mynet"
+    (directory / "10.188.0.2").write_bytes(b"")
+    got = allocator.allocate(store, [MYNET], Attachment("red", "eth0"))
+    assert str(got[0].address) == "10.188.0.3/24"
+    assert allocator.release(store, Attachment("blue", "eth0")) == []
+    assert (directory / "10.188.0.2").exists()
+    assert gc(store, {("red", "eth0")}) == [ip("10.188.0.2")]
+    assert (directory / "10.188.0.3").read_bytes() == b"red\r\neth0"
+
+
+def test_without_hard_links_the_claim_falls_back_to_o_excl(
+    store: DiskStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_link(*_args: object, **_kw: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    assert store.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    assert not store.reserve("blue", "eth0", ip("10.188.0.2"), 0)
+    directory = tmp_path / "mynet"
+    assert entries(directory) == ["10.188.0.2", "last_reserved_ip.0"]
+    assert (directory / "10.188.0.2").read_bytes() == b"red\r\neth0"
+
+
+def test_a_symlinked_network_directory_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "10.188.0.9").write_bytes(b"someone\r\neth0")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "mynet").symlink_to(outside)
+    with pytest.raises(IOFailure) as info:
+        DiskStore(str(data_dir), "mynet")
+    assert "symlink" in info.value.msg
+    assert entries(outside) == ["10.188.0.9"]

@@ -155,7 +155,8 @@ def test_good_container_ids(good: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [".", "..", "a/b", "a:b", "a b", "eth0\n", "x" * 16, "é" * 8, "\udcff" * 16]
+    "bad",
+    [".", "..", "a/b", "a:b", "a b", "eth0\n", "x" * 16, "é" * 8, "\udcff" * 16, "eth\udcff"],
 )
 def test_bad_ifname_is_code_4(bad: str) -> None:
     for command in ("ADD", "DEL", "CHECK"):
@@ -185,6 +186,22 @@ def test_malformed_json_is_code_6(stdin: bytes) -> None:
     data = error_of(front.handle(env_for("ADD"), stdin, dispatch=refuse))
     assert data["code"] == 6
     assert data["cniVersion"] == "1.1.0"
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        b'{"cniVersion":"1.0.0","name":"mynet","mtu":NaN}',
+        b'{"cniVersion":"1.0.0","name":"mynet","vlan":-Infinity}',
+        b'{"cniVersion":"1.0.0","name":"mynet","bridge":"\\ud800"}',
+        b'{"cniVersion":"1.0.0","name":"mynet","\\udfff":1}',
+    ],
+    ids=["nan", "infinity", "lone-surrogate-value", "lone-surrogate-key"],
+)
+def test_python_only_json_is_code_6(stdin: bytes) -> None:
+    """NaN and Infinity are not JSON; a lone surrogate cannot be encoded as a name or path."""
+    data = error_of(front.handle(env_for("ADD"), stdin, dispatch=refuse))
+    assert data["code"] == 6
 
 
 @pytest.mark.parametrize("stdin", [b"[]", b'"mynet"', b"42", b"null", b"true"])

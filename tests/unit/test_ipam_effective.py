@@ -48,6 +48,20 @@ def test_ip_ranges_come_first() -> None:
     ]
 
 
+def test_ip_ranges_alone_when_no_range_is_configured() -> None:
+    problems: list[str] = []
+    runtime_only = parse_host_local(Fields({"type": "host-local"}, "ipam", problems), True)
+    assert problems == [] and runtime_only.range_sets == ()
+    config = {"runtimeConfig": {"ipRanges": [[{"subnet": "10.199.0.0/24"}]]}}
+    assert subnets(effective(runtime_only, config, "1.0.0").range_sets) == ["10.199.0.0/24"]
+    # ADD with neither: "no IP ranges specified" (code 7).
+    neithers: list[dict[str, Any]] = [{}, {"runtimeConfig": {"ipRanges": []}}]
+    for neither in neithers:
+        with pytest.raises(InvalidConfig) as info:
+            effective(runtime_only, neither, "1.0.0")
+        assert "no IP ranges specified" in info.value.msg
+
+
 def test_requested_order_and_duplicates() -> None:
     config = {
         "args": {"cni": {"ips": ["10.2.0.9", "10.1.0.8/24"]}},

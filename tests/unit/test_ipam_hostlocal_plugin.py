@@ -81,6 +81,15 @@ def test_requested_ip_from_cni_args(tmp_path: Path) -> None:
     assert out["ips"][0]["address"] == "10.7.0.5/29"
 
 
+def test_range_only_from_runtime_ip_ranges(tmp_path: Path) -> None:
+    conf = netconf(tmp_path)
+    del conf["ipam"]["subnet"]
+    conf["runtimeConfig"] = {"ipRanges": [[{"subnet": "10.9.0.0/29"}]]}
+    code, out = call("ADD", conf)
+    assert code == 0 and out["ips"][0]["address"] == "10.9.0.2/29"
+    assert call("DEL", conf) == (0, None)
+
+
 def test_del_check_and_errors(tmp_path: Path) -> None:
     conf = netconf(tmp_path)
     call("ADD", conf)
