@@ -1,5 +1,8 @@
-"""The front's side of the agent: forward one validated request, or say there is no agent.
+"""The thin front's side of the agent: hand one invocation over, or say there is no agent.
 
+The invocation goes over as it came (environment and stdin bytes), before anything is
+parsed: the agent runs the same front code, so VERSION, argument and config errors get the
+same answers byte for byte, and this process imports only os, socket, struct and json.
 Correctness never depends on the agent: no socket, a refused connection, a refusal (another
 namespace) or a dead agent before it took the request all mean "run it here" (None).
 """
@@ -10,30 +13,33 @@ import os
 import socket
 from collections.abc import Mapping
 
+from cni_bridge_py.agent_path import listening_socket
 from cni_bridge_py.agent_protocol import (
-    DEFAULT_SOCKET,
-    SOCKET_ENV,
     AgentRequest,
     ProtocolError,
     netns_identity,
     read_frame,
 )
-from cni_bridge_py.errors import TryAgainLater
-from cni_bridge_py.front import Response
 
 CONNECT_TIMEOUT_S = 0.25
 # ADD may wait seconds for a bridge port; a runtime's own timeout is longer still.
 REPLY_TIMEOUT_S = 120.0
 
 
-def socket_path(env: Mapping[str, str]) -> str | None:
-    path = env.get(SOCKET_ENV, DEFAULT_SOCKET)
-    return None if path in ("", "off") else path
+class Answer:
+    """What the agent printed and its exit code (a plain class: no dataclasses import)."""
+
+    __slots__ = ("exit_code", "stderr", "stdout")
+
+    def __init__(self, stdout: str, stderr: str, exit_code: int) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exit_code = exit_code
 
 
-def forward(env: Mapping[str, str], stdin: bytes, cni_version: str) -> Response | None:
-    path = socket_path(env)
-    if path is None or not os.path.exists(path) or not _paths_are_absolute(env):
+def forward(env: Mapping[str, str], stdin: bytes) -> Answer | None:
+    path = listening_socket(env)
+    if path is None or not _paths_are_absolute(env):
         return None
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -50,10 +56,10 @@ def forward(env: Mapping[str, str], stdin: bytes, cni_version: str) -> Response 
         try:
             reply = read_frame(sock)
         except (OSError, ProtocolError):
-            return _lost(env, cni_version)
+            return _lost(env, stdin)
     if "refused" in reply:
         return None
-    return Response(
+    return Answer(
         stdout=str(reply.get("stdout", "")),
         stderr=str(reply.get("stderr", "")),
         exit_code=int(reply.get("exit_code", 1)),
@@ -68,13 +74,16 @@ def _paths_are_absolute(env: Mapping[str, str]) -> bool:
     return (not netns or os.path.isabs(netns)) and all(os.path.isabs(d) for d in plugin_dirs)
 
 
-def _lost(env: Mapping[str, str], cni_version: str) -> Response | None:
+def _lost(env: Mapping[str, str], stdin: bytes) -> Answer | None:
     """The agent took the request and died. DEL, CHECK, GC and STATUS are safe to redo here;
     an ADD may have been half done, so the runtime must DEL and retry, as after any failure."""
     if env.get("CNI_COMMAND") != "ADD":
         return None
+    from cni_bridge_py.errors import TryAgainLater  # noqa: PLC0415 - the rare path only
+    from cni_bridge_py.front import error_version  # noqa: PLC0415
+
     error = TryAgainLater(
         "the cni-bridge-py agent stopped while handling this ADD",
         "retry after DEL; the agent's restart (or the one-shot path) will serve it",
     )
-    return Response(stdout=error.to_json(cni_version) + "\n", exit_code=1)
+    return Answer(stdout=error.to_json(error_version(stdin)) + "\n", stderr="", exit_code=1)

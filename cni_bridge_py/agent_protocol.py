@@ -15,10 +15,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from cni_bridge_py.agent_path import DEFAULT_SOCKET, SOCKET_ENV
+
 PROTOCOL_VERSION = 1
-DEFAULT_SOCKET = "/run/cni-bridge-py/agent.sock"
-# Where the front looks for the agent; empty or "off" disables it.
-SOCKET_ENV = "CNI_BRIDGE_PY_AGENT"
+__all__ = ["DEFAULT_SOCKET", "SOCKET_ENV", "AgentRequest", "ProtocolError", "read_frame"]
 MAX_FRAME = 8 * 1024 * 1024
 _LENGTH = struct.Struct(">I")
 

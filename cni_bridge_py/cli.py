@@ -35,27 +35,54 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plugin_main() -> int:
-    if os.environ.get("CNI_COMMAND") == "VERSION":
+    command = os.environ.get("CNI_COMMAND")
+    if command == "VERSION":
         # The most frequent call of all (runtimes ask before each config): nothing else loaded.
         from cni_bridge_py.version import version_json  # noqa: PLC0415
 
         sys.stdout.write(version_json())
         return 0
+    stdin = _read_stdin() if command else b""
+    if command:
+        answer = _ask_agent(stdin)
+        if answer is not None:
+            return answer
     from cni_bridge_py.front import handle  # noqa: PLC0415
 
-    return serve(handle)
+    return serve(handle, stdin)
 
 
-def serve(handle: Callable[[Mapping[str, str], bytes], Response]) -> int:
+def _ask_agent(stdin: bytes) -> int | None:
+    """With a resident agent listening, hand it the invocation untouched (see agent_client)."""
+    from cni_bridge_py.agent_path import listening_socket  # noqa: PLC0415
+
+    if listening_socket(os.environ) is None:
+        return None  # no socket code loaded at all
+    from cni_bridge_py.agent_client import forward  # noqa: PLC0415
+
+    answer = forward(os.environ, stdin)
+    if answer is None:
+        return None
+    return _emit(answer.stdout, answer.stderr, answer.exit_code)
+
+
+def serve(
+    handle: Callable[[Mapping[str, str], bytes], Response], stdin: bytes | None = None
+) -> int:
     """Environment and stdin in, the response out, the exit code back: for each plugin."""
-    stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
+    if stdin is None:
+        stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
     response = handle(os.environ, stdin)
-    if response.stdout:
-        sys.stdout.write(response.stdout)
+    return _emit(response.stdout, response.stderr, response.exit_code)
+
+
+def _emit(stdout: str, stderr: str, exit_code: int) -> int:
+    if stdout:
+        sys.stdout.write(stdout)
         sys.stdout.flush()
-    if response.stderr:
-        sys.stderr.write(response.stderr)
-    return response.exit_code
+    if stderr:
+        sys.stderr.write(stderr)
+    return exit_code
 
 
 def _read_stdin() -> bytes:

@@ -85,34 +85,33 @@ def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler | None = None
         return Response(stderr=about())
     if command == "VERSION":
         return Response(stdout=versions.version_json())
-    error_version = _error_version(stdin)
+    version_for_errors = error_version(stdin)
     try:
         request = parse_request(env, stdin)
         run = dispatch or _default_dispatch
         answer = run(request)
         return answer if isinstance(answer, Response) else Response(stdout=answer)
     except CniError as exc:
-        return Response(stdout=exc.to_json(error_version) + "\n", exit_code=1)
+        return Response(stdout=exc.to_json(version_for_errors) + "\n", exit_code=1)
     except Exception as exc:
         internal = InternalError(
             f"internal error: {type(exc).__name__}: {exc}", "see the plugin's stderr"
         )
         return Response(
-            stdout=internal.to_json(error_version) + "\n",
+            stdout=internal.to_json(version_for_errors) + "\n",
             stderr=traceback.format_exc(),
             exit_code=1,
         )
 
 
-def _default_dispatch(request: Request) -> str | Response:
-    # Imported here: the agent client opens sockets and the verbs pull in pyroute2, which
-    # VERSION, the about text and errors never need.
-    from cni_bridge_py.route import agent_or_here  # noqa: PLC0415
+def _default_dispatch(request: Request) -> str:
+    # Imported here: the verbs pull in pyroute2, which VERSION and errors never need.
+    from cni_bridge_py.verbs import dispatch  # noqa: PLC0415
 
-    return agent_or_here(request)
+    return dispatch(request)
 
 
-def _error_version(stdin: bytes) -> str:
+def error_version(stdin: bytes) -> str:
     """Errors are printed in the config's version when it is one we speak."""
     try:
         found = json.loads(stdin).get("cniVersion")

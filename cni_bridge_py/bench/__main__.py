@@ -56,7 +56,7 @@ PHASES: list[tuple[str, Callable[[Run], None]]] = [
     ("sequential ADD/CHECK/DEL", sequential),
     ("peak RSS", peak_rss),
     ("concurrent ADD/DEL", concurrent),
-    ("attachments on the bridge", scale),
+    ("attachments on the bridge", scale),  # last: leaves its attachments to the cleanup
 ]
 
 
@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile-top", type=int, default=25, help="entries to print")
     p.add_argument("--profile-out", type=Path, help="keep the .prof file here")
     p.add_argument("--profile-mode", type=_modes, default=("one-shot",), help="oneshot or agent")
+    p.add_argument(
+        "--profile-attachments", type=int, default=0, help="attachments on the bridge first"
+    )
     return p.parse_args(argv)
 
 
@@ -185,7 +188,7 @@ def bench(plan: Plan, modes: tuple[str, ...]) -> dict[str, Any]:
             phase(run)
         if agent is not None:
             if agent.proc is not None and agent.proc.poll() is not None:
-                results.problems.append(f"the agent exited during the run: {agent.served_log()}")
+                results.problems.append(f"the agent exited early: {agent.served_log()[-2000:]}")
             results.agent_rss_kb = agent.stop()
     finally:
         ws.close()
@@ -213,6 +216,8 @@ def notes(doc: dict[str, Any], results: Results) -> list[str]:
     out: list[str] = []
     if doc["lanes"]["agent"] == "agent: not available":
         out.append(f"**{doc['agent']['note']}**: the agent rows are skipped.")
+    if results.rss_method.startswith("os.wait4"):
+        out.append(f"Peak RSS: {results.rss_method}.")
     nproc = doc["machine"]["nproc"]
     load = max(doc["machine"]["loadavg_start"][0], doc["loadavg_end"][0])
     if load > 0.5:
@@ -257,11 +262,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.profile:
             mode = args.profile_mode[0] if args.profile_mode else "one-shot"
-            return run_profile(args.profile, args.profile_top, args.profile_out, mode)
+            return run_profile(
+                args.profile,
+                args.profile_top,
+                args.profile_out,
+                mode=mode,
+                attachments=args.profile_attachments,
+            )
         doc = bench(make_plan(args), args.modes)
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("benchmark interrupted: everything it made is removed", file=sys.stderr)
+        return 130
     results: Results = doc.pop("results")
     rows = Table(results, make_plan(args), doc["lanes"]).rows()
     table, run_notes = markdown_table(rows), notes(doc, results)

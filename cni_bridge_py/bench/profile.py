@@ -7,26 +7,34 @@ on), followed by the agent's own log lines."""
 from __future__ import annotations
 
 import io
+import os
 import pstats
 import shutil
 import sys
 from pathlib import Path
 
 from cni_bridge_py.bench.harness import PREFIX, BenchError, CallResult, Workspace, tool
-from cni_bridge_py.bench.scenarios import MALFORMED, VERSION_STDIN
+from cni_bridge_py.bench.scenarios import MALFORMED, VERSION_STDIN, populate
 from cni_bridge_py.bench.sides import AGENT_ENV, Agent, Lane, agent_support, make_side
 from cni_bridge_py.install import EXECUTABLES, install
 
 VERBS = ("add", "check", "del", "version", "error")
 
 
-def run_profile(verb: str, top: int, keep: Path | None, mode: str = "one-shot") -> int:
+def run_profile(
+    verb: str, top: int, keep: Path | None, *, mode: str = "one-shot", attachments: int = 0
+) -> int:
     with Workspace() as ws:
         bin_dir = ws.tmp / "bin"
         install(bin_dir)
         launcher = bin_dir / EXECUTABLES[0]
         lane = make_side(
-            ws, "one-shot", short="prof", executable=launcher, cni_path=str(bin_dir), pool_size=1
+            ws,
+            "one-shot",
+            short="prof",
+            executable=launcher,
+            cni_path=str(bin_dir),
+            pool_size=attachments + 1,
         )
         lane.extra_env = {AGENT_ENV: str(ws.tmp / "no-agent.sock")}
         agent = None
@@ -37,17 +45,20 @@ def run_profile(verb: str, top: int, keep: Path | None, mode: str = "one-shot") 
             agent = Agent(lane, ws.tmp / "agent.sock", ws.tmp / "agent.log")
             agent.start()
             lane.extra_env = {AGENT_ENV: str(agent.socket)}
-        container, netns = f"{PREFIX}-profile", lane.pool.paths[0]
+        container, netns = f"{PREFIX}-profile", lane.pool.paths[attachments]
         for command in ("ADD", "DEL"):  # warm-up, as in the benchmark: the bridge exists
             _ok(lane.call(command, container, netns))
+        for result in populate(lane, 0, attachments, len(os.sched_getaffinity(0))):
+            _ok(result)
         plain = _one(lane, verb, [], container, netns)
         prof = ws.tmp / "plugin.prof"
         profiled = _one(lane, verb, ["-m", "cProfile", "-o", str(prof)], container, netns)
         imports = _one(lane, verb, ["-X", "importtime"], container, netns)
-        print(f"# one {verb.upper()} of cni-bridge-py, {mode}, in a throwaway host namespace")
         print(
-            f"plain: {plain.seconds * 1000:.1f} ms wall, peak RSS {plain.maxrss_kb / 1024:.1f} MB"
+            f"# one {verb.upper()} of cni-bridge-py, {mode}, in a throwaway host namespace, "
+            f"{attachments} attachments on the bridge"
         )
+        print(f"plain: {plain.seconds * 1000:.1f} ms wall (peak RSS: see the benchmark's table)")
         print(
             f"under cProfile: {profiled.seconds * 1000:.1f} ms wall (profiling overhead included)"
         )

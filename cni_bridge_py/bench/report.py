@@ -16,7 +16,7 @@ from typing import Any
 
 import cni_bridge_py
 from cni_bridge_py.bench.results import Results, Series
-from cni_bridge_py.bench.scenarios import Plan
+from cni_bridge_py.bench.scenarios import RSS_CALLS, Plan
 from cni_bridge_py.bench.sides import CNI_VERSION, SUBNET
 
 OURS = ("one-shot", "agent")
@@ -263,31 +263,41 @@ METHOD = """\
 - **Lanes.** Three lanes, each in throwaway namespaces of its own: the reference
   (`/usr/lib/cni/bridge`, which runs `host-local` from `CNI_PATH=/usr/lib/cni`), ours one-shot
   and ours with the resident agent (`cni-bridge-py agent --socket <tmp>/agent.sock`, started
-  inside that lane's host namespace; `CNI_BRIDGE_PY_AGENT` points at it; the one-shot lane's
-  points at a socket that does not exist). Ours is installed by `cni_bridge_py.install` into a
-  temp bin dir (launcher + compiled bytecode), as `make install` does.
+  inside that lane's host namespace and stopped at the end; `CNI_BRIDGE_PY_AGENT` points at it;
+  the one-shot lane's points at a socket that does not exist). Ours is installed by
+  `cni_bridge_py.install` into a temp bin dir (launcher + compiled bytecode), as `make install`
+  does.
 - **Identical configs.** cniVersion {cni_version}, `isGateway`, `ipMasq`, host-local
   `ranges: [[{{subnet: {subnet}}}]]`; only `type`, the bridge name and a temp `dataDir` differ.
 - **How a call runs.** Like a runtime: `ip netns exec <lane host> <plugin>` with a fresh
   environment (`PATH=/usr/sbin:/usr/bin:/sbin:/bin` and the `CNI_*` variables), the config on
   stdin. Container namespaces are made before any timing and passed as `/proc/<pid>/fd/<n>`
-  (held open by the benchmark, no bind mount each). A call is timed from just before its spawn
-  to its reaping by `os.wait4` (so `ip netns exec`, ~3 ms, is in every lane's numbers); its
-  peak RSS is that call's `ru_maxrss` (the plugin's, since `ip netns exec` execs it; a child it
-  waited for, e.g. `iptables-restore` or the reference's `host-local`, counts if larger).
+  (held open by the benchmark: no bind mount each, since every mount makes each `ip netns
+  exec` slower). A call is timed from just before its spawn to its reaping by `os.wait4`, so
+  `ip netns exec` (~3 ms) is in every lane's numbers.
 - **Order.** One untimed ADD+DEL per lane first (bridge created, caches warm). Then lanes are
   interleaved call by call, the lane order rotating each iteration: VERSION and a malformed-JSON
   ADD ({calls} each); ADD on {calls} containers, CHECK each (prevResult = its ADD result), DEL
   each (medians and nearest-rank p95); {concurrency} concurrent ADDs then DELs, {rounds}
   round(s), median wall time (start of the first spawn to the last reaping), every ADD checked
   (exit 0, addresses distinct and present in their namespaces) and nothing left after the DELs
-  (no veth, no NAT chain or rule, no reservation); ADD and DEL latency with {scale} attachments
-  already on the bridge ({pairs} timed ADD/DEL pairs per level; the attachments are made by the
-  lane's own plugin, {parallel} at a time, untimed). The agent's peak RSS is its `VmHWM`.
+  (no veth, no NAT chain or rule, no reservation); last, ADD and DEL latency with {scale}
+  attachments already on the bridge ({pairs} timed ADD/DEL pairs per level; the attachments are
+  made by the lane's own plugin, {parallel} at a time, untimed, and go with the lane's
+  namespaces and data dir at the end).
+- **Peak RSS** comes from a pass of its own ({rss_calls} ADD, CHECK, DEL, VERSION and error
+  calls per lane), each call under GNU `time -f %M`: the plugin's peak (`ip netns exec` execs
+  it; a child it waited for, `iptables-restore` or the reference's `host-local`, counts if
+  larger). Not `wait4` from the benchmark itself: the kernel carries the pre-exec image's peak
+  into `ru_maxrss`, so every number would read at least the benchmark's own ~24 MB. The agent's
+  peak RSS is its `VmHWM` at the end of the run.
 - **Targets** (issue 5, ours / reference medians of the same run): agent ADD ≤ 1.0, DEL ≤ 0.5,
   CHECK ≤ 1.5, 20-concurrent ADD wall ≤ 0.75, 64 concurrent with zero failures; one-shot ADD ≤
-  4.0; VERSION and errors ≤ 5.0; ADD at the largest level ≤ 1.2 times ADD at 0 (same lane); one-shot
-  peak RSS ≤ 45 MB.
+  4.0; VERSION and errors ≤ 5.0; ADD at the largest level ≤ 1.2 times ADD at 0 (same lane);
+  one-shot peak RSS ≤ 45 MB.
+- **Profiles.** `python -m cni_bridge_py.bench --profile add` (also `check`, `del`,
+  `version`, `error`; `--profile-mode agent`, `--profile-attachments N`) runs one call of ours
+  under cProfile and `-X importtime` in a throwaway namespace and prints the top entries.
 """
 
 
@@ -302,6 +312,7 @@ def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str
         scale=", ".join(map(str, plan["scale"])) or "no",
         pairs=plan["pairs"],
         parallel=plan["parallel"],
+        rss_calls=min(plan["calls"], RSS_CALLS),
     )
     load = ", ".join(f"{x:.2f}" for x in meta["loadavg_start"])
     end = ", ".join(f"{x:.2f}" for x in doc["loadavg_end"])

@@ -116,7 +116,7 @@ def render_setup(current: NatTable, request: MasqRequest, family: int) -> str:
     """An iptables-restore --noflush batch that adds what is missing (append-unique, like the
     reference), so a second interface of the same container keeps the first one's rules."""
     lines = ["*nat"]
-    have = {_normalise(r) for r in current.rules}
+    have = _normalised_rules_of(current, request.chain)
     if request.chain not in current.chains:
         lines.append(f":{request.chain} - [0:0]")
     wanted = chain_rules(request, family)
@@ -217,9 +217,15 @@ def _normalise(rule: str) -> tuple[str, ...]:
     return tuple(sorted(words))
 
 
+def _normalised_rules_of(current: NatTable, chain: str) -> set[tuple[str, ...]]:
+    """Only the rules naming `chain` (its own, and the jumps to it) can match ours: the cost
+    stays flat however many containers share the table."""
+    return {_normalise(r) for r in current.rules if chain in r}
+
+
 def rules_missing(current: NatTable, request: MasqRequest, family: int) -> list[str]:
     """The expected rules not installed, for CHECK."""
-    have = {_normalise(r) for r in current.rules}
+    have = _normalised_rules_of(current, request.chain)
     expected = chain_rules(request, family)
     expected += [jump_rule(request, a) for a in request.addresses if a.version == family]
     return [rule for rule in expected if _normalise(rule) not in have]

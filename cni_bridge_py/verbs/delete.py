@@ -9,18 +9,19 @@ and never touched.
 
 from __future__ import annotations
 
+from cni_bridge_py import plan
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.netaddr import IPInterface
-from cni_bridge_py.ports import Ports
+from cni_bridge_py.ports import LinkView, Ports
 from cni_bridge_py.verbs import fault_point
 
 
 def delete(request: Request, conf: NetConf, ports: Ports) -> None:
-    addresses = _remove_container_interface(request, ports)
+    addresses = _remove_container_interface(request, conf, ports)
     fault_point(request, "del-link")
     released = _release(request, conf, ports)
     fault_point(request, "del-ipam")
@@ -30,7 +31,7 @@ def delete(request: Request, conf: NetConf, ports: Ports) -> None:
         _remove_masquerade(request, conf, ports, addresses, released)
 
 
-def _remove_container_interface(request: Request, ports: Ports) -> list[IPInterface]:
+def _remove_container_interface(request: Request, conf: NetConf, ports: Ports) -> list[IPInterface]:
     """Deleting the container end deletes its host peer too; returns the addresses it had."""
     if not request.netns or not ports.netns_exists(request.netns):
         return []
@@ -41,9 +42,21 @@ def _remove_container_interface(request: Request, ports: Ports) -> list[IPInterf
         if link is None or link.kind != "veth":
             # Not ours to remove: we only ever put a veth there.
             return []
+        if _owned_by_another(request, conf, ports, link):
+            return []
         addresses = [a for a in container.addresses(link.index) if not a.ip.is_link_local]
         container.delete_link(link.index, f"{request.ifname} in {request.netns}")
         return addresses
+
+
+def _owned_by_another(request: Request, conf: NetConf, ports: Ports, link: LinkView) -> bool:
+    """The host end of a veth we made names its attachment (plan.port_alias). One naming
+    another network or container is not this DEL's to remove: a runtime that reused an ifname
+    across networks would otherwise take down the other network's interface. A veth without
+    our alias (made by the reference, or before aliases) is removed as the reference does."""
+    peer = ports.host.link_by_index(link.peer_index) if link.peer_index else None
+    owner = plan.parse_port_alias(peer.alias) if peer is not None else None
+    return owner is not None and owner != (conf.name, request.container_id, request.ifname)
 
 
 def _release(request: Request, conf: NetConf, ports: Ports) -> list[IPInterface]:

@@ -51,14 +51,28 @@ def test_requests_go_through_the_agent_and_change_the_kernel_as_one_shot(
     assert all("exit=0" in line for line in served)
 
 
-def test_config_errors_are_answered_by_the_front_without_the_agent(
+def test_errors_through_the_agent_are_byte_for_byte_the_one_shot_answers(
     plugin: Plugin, agent: RunningAgent, namespaces: NamespaceFactory, netconf: dict[str, Any]
 ) -> None:
     red = namespaces.new("red")
-    bad = {**netconf, "mtu": "1500"}
-    plugin.run("ADD", bad, container_id="red", netns=red.path, extra_env=agent.env()).error(7)
+    cases: list[tuple[dict[str, Any] | bytes, str]] = [
+        ({**netconf, "mtu": "1500"}, "red"),  # config error: code 7
+        (b"{not json", "red"),  # decoding error: code 6
+        ({**netconf, "cniVersion": "9.9.9"}, "red"),  # version error: code 1
+        (netconf, "bad/id"),  # environment error: code 4
+    ]
+    for config, container_id in cases:
+        via_agent = plugin.run(
+            "ADD", config, container_id=container_id, netns=red.path, extra_env=agent.env()
+        )
+        alone = plugin.run("ADD", config, container_id=container_id, netns=red.path)
+        assert via_agent.code == alone.code == 1
+        assert via_agent.stdout == alone.stdout
+    assert [line.split()[0] for line in agent.served()] == ["ADD"] * len(cases)
+    assert plugin.host.links("veth") == [] and red.link("eth0") is None
+    # VERSION is answered by the front alone: the agent never sees it.
     plugin.run("VERSION", b"", extra_env=agent.env()).ok()
-    assert agent.served() == []
+    assert len(agent.served()) == len(cases)
 
 
 def test_socket_is_root_only(agent: RunningAgent) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cni_bridge_py import agent_client
+from cni_bridge_py import agent, agent_client
 from cni_bridge_py.agent import NetworkLocks, serve_request
 from cni_bridge_py.agent_protocol import (
     AgentRequest,
@@ -101,14 +101,14 @@ def test_serve_request_refuses_another_namespace_and_answers_errors_as_cni_error
 
 def test_forward_without_an_agent_is_none(tmp_path: Path) -> None:
     assert (
-        agent_client.forward({"CNI_BRIDGE_PY_AGENT": str(tmp_path / "none")}, b"", "1.0.0") is None
+        agent_client.forward({"CNI_BRIDGE_PY_AGENT": str(tmp_path / "none")}, b"") is None
     )
-    assert agent_client.forward({"CNI_BRIDGE_PY_AGENT": "off"}, b"", "1.0.0") is None
+    assert agent_client.forward({"CNI_BRIDGE_PY_AGENT": "off"}, b"") is None
     stale = tmp_path / "stale.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(stale))
     listener.close()  # the file stays, nobody listens: a crashed agent
-    assert agent_client.forward({"CNI_BRIDGE_PY_AGENT": str(stale)}, b"", "1.0.0") is None
+    assert agent_client.forward({"CNI_BRIDGE_PY_AGENT": str(stale)}, b"") is None
 
 
 @pytest.mark.parametrize("relative", [{"CNI_NETNS": "netns/red"}, {"CNI_PATH": "/opt/cni/bin:bin"}])
@@ -118,8 +118,8 @@ def test_relative_paths_are_served_here_not_by_the_agent(
     """The agent's working directory is not the caller's: a relative path names another file
     there, so the front does not forward such a request."""
     env = {**ENV, "CNI_BRIDGE_PY_AGENT": str(fake_agent)}
-    assert agent_client.forward(env, CONFIG, "1.0.0") is not None
-    assert agent_client.forward({**env, **relative}, CONFIG, "1.0.0") is None
+    assert agent_client.forward(env, CONFIG) is not None
+    assert agent_client.forward({**env, **relative}, CONFIG) is None
 
 
 @pytest.fixture
@@ -165,9 +165,9 @@ def test_an_agent_that_dies_mid_add_is_try_again_but_mid_del_is_redone_here(
     thread = threading.Thread(target=die_after_reading, daemon=True)
     thread.start()
     env = {"CNI_BRIDGE_PY_AGENT": str(path)}
-    lost_add = agent_client.forward({**env, "CNI_COMMAND": "ADD"}, b"{}", "1.0.0")
+    lost_add = agent_client.forward({**env, "CNI_COMMAND": "ADD"}, b"{}")
     assert lost_add is not None and json.loads(lost_add.stdout)["code"] == 11
-    assert agent_client.forward({**env, "CNI_COMMAND": "DEL"}, b"{}", "1.0.0") is None
+    assert agent_client.forward({**env, "CNI_COMMAND": "DEL"}, b"{}") is None
     thread.join(5)
     server.close()
 
@@ -193,3 +193,25 @@ def test_the_front_forwards_without_loading_pyroute2(fake_agent: Path) -> None:
     out = proc.stdout.decode()
     assert out.startswith('{"from":"agent"}'), out + proc.stderr.decode()
     assert "LOADED [] 0" in out
+
+
+def test_a_caller_that_sends_nothing_is_dropped_and_others_are_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that never sends its request does not keep a thread forever."""
+    monkeypatch.setattr(agent, "REQUEST_READ_TIMEOUT_S", 0.2)
+    server = agent.AgentServer(str(tmp_path / "run" / "agent.sock"), lambda request: "served")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as idle:
+            idle.settimeout(5)
+            idle.connect(server.path)
+            assert idle.recv(1) == b""  # closed by the agent once the read timed out
+        env = {"CNI_BRIDGE_PY_AGENT": server.path}
+        answer = agent_client.forward({**env, **ENV}, CONFIG)
+        assert answer is not None and answer.stdout == "served"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
