@@ -13,7 +13,7 @@ from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.kernel.errors import KernelError
-from cni_bridge_py.ports import LinkView, PortFlags, Ports
+from cni_bridge_py.ports import Links, LinkView, PortFlags, Ports
 from cni_bridge_py.result import DNS, Interface, IPConfig, Result, Route
 from cni_bridge_py.rollback import Rollback
 from cni_bridge_py.verbs import fault_point
@@ -40,17 +40,22 @@ class Attached:
 def add(request: Request, conf: NetConf, ports: Ports) -> Result:
     ports.check_netns(request.netns)
     done = Attached()
-    with Rollback() as undo:
+    # One netlink session in the container for the whole ADD: each costs a fork and setns.
+    with ports.open_netns(request.netns) as container, Rollback() as undo:
         # The bridge first: a name taken by another kind of link fails before IPAM is touched.
         done.bridge = ensure_bridge(ports, conf)
         fault_point(request, "bridge")
         _allocate(request, conf, ports, done, undo)
         fault_point(request, "ipam")
-        done.host_veth = _create_veth(request, conf, ports, done.bridge, undo)
+        done.host_veth = _create_veth(
+            request, conf, ports, container, bridge=done.bridge, undo=undo
+        )
         pin_mac(ports, conf, done.bridge)
         fault_point(request, "veth")
         _macspoofchk(request, conf, ports, done.host_veth, undo)
-        done.container = configure_container(request, conf, ports, done.ips, done.routes)
+        done.container = configure_container(
+            request, conf, ports, container, ips=done.ips, routes=done.routes
+        )
         fault_point(request, "container")
         configure_gateway(conf, ports, done.bridge, done.ips, port=done.host_veth, undo=undo)
         fault_point(request, "gateway")
@@ -74,16 +79,21 @@ def _allocate(
 
 
 def _create_veth(
-    request: Request, conf: NetConf, ports: Ports, bridge: LinkView, undo: Rollback
+    request: Request,
+    conf: NetConf,
+    ports: Ports,
+    container: Links,
+    *,
+    bridge: LinkView,
+    undo: Rollback,
 ) -> LinkView:
     """The pair, the container end created directly inside the namespace; the host end
     enslaved (hairpin, isolation, VLANs) and up."""
-    with ports.open_netns(request.netns) as container:
-        if container.link(request.ifname) is not None:
-            raise InvalidEnvironment(
-                f"container namespace {request.netns} already has an interface {request.ifname!r}",
-                "DEL the previous attachment or pick another CNI_IFNAME",
-            )
+    if container.link(request.ifname) is not None:
+        raise InvalidEnvironment(
+            f"container namespace {request.netns} already has an interface {request.ifname!r}",
+            "DEL the previous attachment or pick another CNI_IFNAME",
+        )
     host = ports.host
     for _ in range(VETH_NAME_TRIES):
         name = "veth" + ports.random_suffix()
@@ -102,14 +112,14 @@ def _create_veth(
     undo.push(f"host veth {name}", lambda: host.delete_link(veth.index, f"veth {name}"))
     ports.sysctl.write(f"net/ipv6/conf/{name}/accept_ra", "0", required=False)
     what = f"veth {name}"
-    # Who owns this port, readable by GC after the runtime forgot the container.
-    host.set_alias(
-        veth.index, plan.port_alias(conf.name, request.container_id, request.ifname), what
+    # The alias says who owns this port, readable by GC after the runtime forgot the container.
+    alias = plan.port_alias(conf.name, request.container_id, request.ifname)
+    flags = PortFlags(conf.hairpin_mode, conf.port_isolation)
+    host.attach_port(veth.index, bridge.index, flags, alias, what)
+    # VLANs can be set only on a port, so after attaching it.
+    host.set_port_vlans(
+        veth.index, vlan.port_ops(conf.vlan, conf.vlan_trunk, conf.preserve_default_vlan), what
     )
-    host.enslave(veth.index, bridge.index, PortFlags(conf.hairpin_mode, conf.port_isolation), what)
-    vlans = vlan.port_ops(conf.vlan, conf.vlan_trunk, conf.preserve_default_vlan)
-    host.set_port_vlans(veth.index, vlans, what)
-    host.set_up(veth.index, what)
     return veth
 
 
@@ -163,13 +173,15 @@ def _wait_port_up(ports: Ports, veth: LinkView) -> None:
 
 def _result(request: Request, conf: NetConf, ports: Ports, done: Attached) -> Result:
     assert done.bridge is not None and done.host_veth is not None and done.container is not None
-    # MACs are read last: the bridge's may have changed when the port joined.
-    bridge = ports.host.link_by_index(done.bridge.index) or done.bridge
-    host_veth = ports.host.link_by_index(done.host_veth.index) or done.host_veth
+    # A pinned bridge MAC is the one read before the port joined; an unpinned one may have
+    # followed the new port, so it is read again.
+    bridge = done.bridge
+    if not conf.is_gateway:
+        bridge = ports.host.link_by_index(bridge.index) or bridge
     return Result(
         interfaces=(
             Interface(bridge.name, bridge.mac),
-            Interface(host_veth.name, host_veth.mac),
+            Interface(done.host_veth.name, done.host_veth.mac),
             Interface(request.ifname, done.container.mac, sandbox=request.netns),
         ),
         ips=tuple(done.ips),

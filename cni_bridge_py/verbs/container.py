@@ -8,7 +8,7 @@ from cni_bridge_py import plan
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import IOFailure
 from cni_bridge_py.front import Request
-from cni_bridge_py.ports import LinkView, Ports
+from cni_bridge_py.ports import Links, LinkView, Ports
 from cni_bridge_py.result import IPConfig, Route
 
 
@@ -42,25 +42,31 @@ def strict_keys(ifname: str, ips: Sequence[IPConfig]) -> list[str]:
 
 
 def configure_container(
-    request: Request, conf: NetConf, ports: Ports, ips: Sequence[IPConfig], routes: Sequence[Route]
+    request: Request,
+    conf: NetConf,
+    ports: Ports,
+    container: Links,
+    *,
+    ips: Sequence[IPConfig],
+    routes: Sequence[Route],
 ) -> LinkView:
-    """Addresses, link up (unless disableContainerInterface), lo up, routes.
-    Undone by deleting the veth."""
+    """Addresses, link up (unless disableContainerInterface), lo up, routes, through the
+    ADD's session in the namespace. Undone by deleting the veth."""
     settings = container_sysctls(request.ifname, ips, conf)
     if settings:
         ports.netns_sysctl(request.netns, settings, strict_keys(request.ifname, ips))
-    with ports.open_netns(request.netns) as container:
-        link = container.link(request.ifname)
-        if link is None:
-            raise IOFailure(f"{request.ifname} vanished from {request.netns}", "retry the ADD")
-        what = f"{request.ifname} in {request.netns}"
-        for ip in ips:
-            container.add_address(link.index, ip.address, what)
-        if not conf.disable_container_interface:
-            container.set_up(link.index, what)
-        lo = container.link("lo")
-        if lo is not None:
-            container.set_up(lo.index, f"lo in {request.netns}")
-        for route in plan.kernel_routes(routes, ips):
-            container.add_route(route.dst, route.gateway, link.index, what)
-        return container.link_by_index(link.index) or link
+    link = container.link(request.ifname)
+    if link is None:
+        raise IOFailure(f"{request.ifname} vanished from {request.netns}", "retry the ADD")
+    what = f"{request.ifname} in {request.netns}"
+    for ip in ips:
+        container.add_address(link.index, ip.address, what)
+    if not conf.disable_container_interface:
+        container.set_up(link.index, what)
+    lo = container.link("lo")
+    if lo is not None and lo.operstate != "UNKNOWN":
+        container.set_up(lo.index, f"lo in {request.netns}")
+    for route in plan.kernel_routes(routes, ips):
+        container.add_route(route.dst, route.gateway, link.index, what)
+    # Its MAC is all the result needs, and bringing it up does not change it.
+    return link
