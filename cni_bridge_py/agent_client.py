@@ -2,15 +2,16 @@
 
 The invocation goes over as it came (environment and stdin bytes), before anything is
 parsed: the agent runs the same front code, so VERSION, argument and config errors get the
-same answers byte for byte, and this process imports only os, socket, struct and json.
+same answers byte for byte, and this process imports only os, _socket, struct, base64 and json.
 Correctness never depends on the agent: no socket, a refused connection, a refusal (another
 namespace) or a dead agent before it took the request all mean "run it here" (None).
 """
 
 from __future__ import annotations
 
+# The C module itself: socket.py would build its enums on every plugin run (~5 ms).
+import _socket
 import os
-import socket
 from collections.abc import Mapping
 
 from cni_bridge_py.agent_path import listening_socket
@@ -42,10 +43,10 @@ def forward(env: Mapping[str, str], stdin: bytes) -> Answer | None:
     if path is None or not _paths_are_absolute(env):
         return None
     try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     except OSError:
         return None
-    with sock:
+    try:  # _socket's socket has no context manager
         try:
             sock.settimeout(CONNECT_TIMEOUT_S)
             sock.connect(path)
@@ -57,6 +58,8 @@ def forward(env: Mapping[str, str], stdin: bytes) -> Answer | None:
             reply = read_frame(sock)
         except (OSError, ProtocolError):
             return _lost(env, stdin)
+    finally:
+        sock.close()
     if "refused" in reply:
         return None
     return Answer(

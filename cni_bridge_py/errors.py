@@ -5,6 +5,16 @@ Standard library only: the front answers every error without loading a kernel li
 
 from __future__ import annotations
 
+# Messages name what was wrong, which may be megabytes of input (a 4 MB network name is a
+# valid name): the JSON keeps the first MAX_TEXT characters of msg and of details.
+MAX_TEXT = 4096
+
+
+def _capped(text: str) -> str:
+    if len(text) <= MAX_TEXT:
+        return text
+    return f"{text[:MAX_TEXT]}... ({len(text) - MAX_TEXT} more characters)"
+
 
 class CniError(Exception):
     """An error a runtime can act on: a CNI code, a message and optional details."""
@@ -18,9 +28,13 @@ class CniError(Exception):
         self.details = details
 
     def to_dict(self, cni_version: str) -> dict[str, object]:
-        out: dict[str, object] = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
+        out: dict[str, object] = {
+            "cniVersion": cni_version,
+            "code": self.code,
+            "msg": _capped(self.msg),
+        }
         if self.details:
-            out["details"] = self.details
+            out["details"] = _capped(self.details)
         return out
 
     def to_json(self, cni_version: str) -> str:
