@@ -99,7 +99,7 @@ test: deps venv lint typecheck
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 ## The benchmark of issue 5 (root): the reference plugins and ours, interleaved in throwaway
-## namespaces; writes docs/benchmarks.md and docs/benchmarks.json (~10 min on 2 cores).
+## namespaces; writes docs/benchmarks.md and docs/benchmarks.json (~6 min on 2 cores).
 ## GNU time (Debian `time`) measures each plugin process's peak RSS.
 .PHONY: bench bench-smoke bench-deps
 bench: deps venv bench-deps
@@ -113,6 +113,16 @@ bench-deps:
 	@test -x /usr/bin/time || { echo "installing Debian package time"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends time; }
+
+## The reliability suite of issue 6 (root) in its full profile: the bad-input corpus one-shot
+## and through the agent, 3000 hypothesis examples per property, SIGKILL at every ADD and DEL
+## step (one-shot and agent, iptables and nftables), 3 rounds of 64 concurrent ADDs then DELs
+## (one-shot, agent, mixed), restarts and safety; then the figures in docs/reliability.md.
+## `make test` runs the same suite in its CI profile.
+.PHONY: reliability
+reliability: deps venv
+	RELIABILITY_PROFILE=full $(VENV)/bin/pytest tests/reliability -q $(PYTEST_ARGS)
+	$(VENV_PY) -m tests.reliability.figures docs/reliability.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -100,9 +100,7 @@ def test_serve_request_refuses_another_namespace_and_answers_errors_as_cni_error
 
 
 def test_forward_without_an_agent_is_none(tmp_path: Path) -> None:
-    assert (
-        agent_client.forward({"CNI_BRIDGE_PY_AGENT": str(tmp_path / "none")}, b"") is None
-    )
+    assert agent_client.forward({"CNI_BRIDGE_PY_AGENT": str(tmp_path / "none")}, b"") is None
     assert agent_client.forward({"CNI_BRIDGE_PY_AGENT": "off"}, b"") is None
     stale = tmp_path / "stale.sock"
     listener = socket.socket(socket.AF_UNIX)

@@ -58,3 +58,16 @@ def test_passthrough_keeps_the_delegates_code() -> None:
         "details": "why",
     }
     assert isinstance(err, errors.CniError)
+
+
+def test_huge_messages_are_capped_in_the_json() -> None:
+    """A message that echoes megabytes of input (a 4 MB network name is valid) stays small."""
+    name = "n" * (4 * 1024 * 1024)
+    body = json.loads(
+        errors.IOFailure(f"cannot create {name}", f"[Errno 36] {name}").to_json("1.0.0")
+    )
+    for key in ("msg", "details"):
+        assert len(body[key]) < errors.MAX_TEXT + 100
+        assert body[key].endswith("more characters)")
+    short = errors.InvalidConfig("short", "also short").to_dict("1.0.0")
+    assert short["msg"] == "short" and short["details"] == "also short"
