@@ -9,13 +9,11 @@ host. Standard library only: it runs plugins as subprocesses and never touches t
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -38,15 +36,13 @@ from cni_bridge_py.runner_conf import (
     go_json,
     load_network,
 )
+from cni_bridge_py.spawn import run_plugin
 from cni_bridge_py.validate import id_problem, ifname_problem
 
 DEFAULT_NETCONFPATH = "/etc/cni/net.d"
 DEFAULT_IFNAME = "eth0"
 # Both spellings of the GC key: the spec first said one, libcni sent the other (cni#1101).
 VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
-# libcni retries a plugin whose executable is being replaced ("text file busy").
-TEXT_BUSY_ATTEMPTS = 6
-TEXT_BUSY_DELAY_S = 1.0
 
 USAGE = """\
 cni-bridge-py cnitool: add, check, remove, gc or status network interfaces of a network namespace
@@ -381,20 +377,13 @@ def exec_plugin(
 
 
 def _spawn(path: Path, stdin: bytes, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-    attempts_left = TEXT_BUSY_ATTEMPTS
-    while True:
-        attempts_left -= 1
-        try:
-            return subprocess.run(
-                [str(path)], input=stdin, env=env, capture_output=True, check=False
-            )
-        except OSError as e:
-            if e.errno != errno.ETXTBSY or attempts_left == 0:
-                raise PluginError(
-                    f"could not execute plugin {path}: {e.strerror}; check that it is an "
-                    "executable built for this machine"
-                ) from e
-        time.sleep(TEXT_BUSY_DELAY_S)  # the executable is being replaced; it will be back
+    try:
+        return run_plugin(str(path), env, stdin)
+    except OSError as e:
+        raise PluginError(
+            f"could not execute plugin {path}: {e.strerror}; check that it is an "
+            "executable built for this machine"
+        ) from e
 
 
 def describe_failure(plugin_type: str, returncode: int, stdout: bytes, stderr: bytes) -> str:

@@ -3,18 +3,15 @@
 As the spec (and libcni's pkg/invoke) runs it: found by name in the CNI_PATH dirs, executed
 with the caller's environment with CNI_COMMAND set to the verb, the caller's stdin bytes
 unchanged, its stderr passed through. A result without cniVersion has the config's version;
-an error object it prints is passed on unchanged. Only this module of the package spawns
-processes, and only the verbs load it (never VERSION or an error path).
+an error object it prints is passed on unchanged. It runs plugins through spawn.py, as the
+runner does, and only the verbs load it (never VERSION or an error path).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, replace
 
@@ -30,10 +27,8 @@ from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.interface import IpamResult
 from cni_bridge_py.netaddr import IPAddress, IPInterface
 from cni_bridge_py.result import Result
+from cni_bridge_py.spawn import run_plugin
 
-# libcni retries an executable that is being written ("text file busy") five times, 1 s apart.
-BUSY_RETRIES = 5
-BUSY_DELAY_S = 1.0
 # How much of a failed plugin's output goes into our error's details.
 OUTPUT_EXCERPT = 2000
 
@@ -62,21 +57,14 @@ Runner = Callable[[str, Mapping[str, str], bytes], Completed]
 
 
 def run_executable(path: str, env: Mapping[str, str], stdin: bytes) -> Completed:
-    for attempt in range(BUSY_RETRIES + 1):
-        try:
-            proc = subprocess.run(
-                [path], input=stdin, env=dict(env), capture_output=True, check=False
-            )
-        except OSError as exc:
-            if exc.errno == errno.ETXTBSY and attempt < BUSY_RETRIES:
-                time.sleep(BUSY_DELAY_S)  # being installed right now: libcni waits too
-                continue
-            raise IpamPluginFailed(
-                f"cannot execute IPAM plugin {path}",
-                f"{exc.strerror or exc}; check that it is an executable for this machine",
-            ) from exc
-        return Completed(proc.returncode, proc.stdout, proc.stderr)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    try:
+        proc = run_plugin(path, env, stdin)
+    except OSError as exc:
+        raise IpamPluginFailed(
+            f"cannot execute IPAM plugin {path}",
+            f"{exc.strerror or exc}; check that it is an executable for this machine",
+        ) from exc
+    return Completed(proc.returncode, proc.stdout, proc.stderr)
 
 
 def find_plugin(name: str, dirs: tuple[str, ...]) -> str:

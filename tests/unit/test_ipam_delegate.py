@@ -12,9 +12,8 @@ import pytest
 from pytest_subprocess import FakeProcess
 from pytest_subprocess.fake_popen import FakePopen
 
-from cni_bridge_py import config, front
+from cni_bridge_py import config, front, spawn
 from cni_bridge_py.errors import DecodingFailure, PassthroughError
-from cni_bridge_py.ipam import delegate
 from cni_bridge_py.ipam.delegate import (
     Delegated,
     IpamPluginFailed,
@@ -213,7 +212,7 @@ def test_environment_is_rebuilt_for_a_request_without_one() -> None:
 
 
 def test_a_busy_executable_is_retried(bins: Bin, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delegate, "BUSY_DELAY_S", 0.0)
+    monkeypatch.setattr(spawn, "BUSY_DELAY_S", 0.0)
     path = bins.install()
 
     def busy(process: FakePopen) -> None:

@@ -18,7 +18,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 from pytest_subprocess.fake_popen import FakePopen
 
-from cni_bridge_py import runner
+from cni_bridge_py import spawn
 from cni_bridge_py.runner import absolute_path, container_id_for, run_cnitool
 
 RESULT_1: dict[str, Any] = {
@@ -632,7 +632,7 @@ def test_empty_cni_path_is_reported(env: dict[str, str], netns: str) -> None:
 def test_text_file_busy_is_retried(
     env: dict[str, str], plugins: Plugins, netns: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "TEXT_BUSY_DELAY_S", 0.0)
+    monkeypatch.setattr(spawn, "BUSY_DELAY_S", 0.0)
     write_conf(env, "10-a.conflist", conflist("bridge"))
     path = plugins.install("bridge")
 
