@@ -85,20 +85,20 @@ def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler | None = None
         return Response(stderr=about())
     if command == "VERSION":
         return Response(stdout=versions.version_json())
-    version_for_errors = error_version(stdin)
     try:
         request = parse_request(env, stdin)
         run = dispatch or _default_dispatch
         answer = run(request)
         return answer if isinstance(answer, Response) else Response(stdout=answer)
     except CniError as exc:
-        return Response(stdout=exc.to_json(version_for_errors) + "\n", exit_code=1)
+        # Errors only: a successful request decodes stdin once, in parse_request.
+        return Response(stdout=exc.to_json(error_version(stdin)) + "\n", exit_code=1)
     except Exception as exc:
         internal = InternalError(
             f"internal error: {type(exc).__name__}: {exc}", "see the plugin's stderr"
         )
         return Response(
-            stdout=internal.to_json(version_for_errors) + "\n",
+            stdout=internal.to_json(error_version(stdin)) + "\n",
             stderr=traceback.format_exc(),
             exit_code=1,
         )
