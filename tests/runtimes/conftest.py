@@ -5,6 +5,8 @@ inside private mount namespaces (mountns.py)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +14,18 @@ from pathlib import Path
 import pytest
 
 from cni_bridge_py.install import install
+from tests.integration.netns import sh
+from tests.runtimes.containerd import Containerd
 from tests.runtimes.hostnet import (
     HostNetwork,
     NetworkFactory,
     read_ip_forward,
     restore_ip_forward,
+    unique,
 )
-from tests.runtimes.support import Timings, busybox_rootfs
+from tests.runtimes.support import REPO, Timings, busybox_rootfs, require_tools, unavailable
+
+BUILD_SCRIPT = REPO / "scripts" / "build-cnitool.sh"
 
 TIMINGS = pytest.StashKey[Timings]()
 
@@ -38,6 +45,17 @@ def pytest_terminal_summary(
         terminalreporter.section("container start times: our plugin vs the reference")
         for line in timings.report():
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def netns_dir_mounted() -> None:
+    """/run/netns a shared mount before any test's mount namespace exists: only then does a
+    netns that a test adds later (`ip netns add`) show up inside those namespaces. The first
+    `ip netns add` on a machine makes that mount; on a fresh machine that may be ours."""
+    if os.geteuid() == 0 and not os.path.ismount("/run/netns"):
+        name = unique("prime")
+        sh("ip", "netns", "add", name)
+        sh("ip", "netns", "del", name)
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +103,53 @@ def networks(tmp_path: Path, ip_forward_restored: None) -> Iterator[NetworkFacto
     finally:
         for network in made:
             network.cleanup()
+
+
+@pytest.fixture(scope="session")
+def cnitool() -> Path:
+    """scripts/build-cnitool.sh: Debian's golang-go + golang-github-appc-cni-dev + cnitool.go
+    from the matching source package, GOPATH mode, no proxy. Built once into build/."""
+    require_tools(
+        "cnitool",
+        {
+            "go": "golang-go",
+            "dpkg-source": "dpkg-dev",
+            "/usr/share/gocode/src/github.com/containernetworking/cni/libcni": (
+                "golang-github-appc-cni-dev"
+            ),
+            "unshare": "util-linux",
+            "nsenter": "util-linux",
+        },
+    )
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), str(REPO / "build" / "cnitool")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode == 3:
+        unavailable(f"cnitool cannot be built here: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, f"build-cnitool.sh failed:\n{proc.stderr}"
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]:
+    require_tools(
+        "containerd",
+        {
+            "containerd": "containerd",
+            "ctr": "containerd",
+            "containerd-shim-runc-v2": "containerd",
+            "runc": "runc",
+            "unshare": "util-linux",
+            "nsenter": "util-linux",
+        },
+    )
+    daemon = Containerd(tmp_path_factory.mktemp("containerd"))
+    try:
+        yield daemon
+    finally:
+        problems = daemon.stop()
+        assert not problems, problems

@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tests.runtimes.hostnet import HostNetwork, remove_cgroups, unique
 from tests.runtimes.mountns import MountNamespace, dies_with_parent
@@ -35,6 +36,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [plugins."io.containerd.internal.v1.opt"]
   path = "{opt}"
 """
+
+
+class InNamespace(Protocol):
+    """Where a `ctr` runs: a CtrLane, or a seed host with /run/containerd shadowed."""
+
+    @property
+    def ns(self) -> MountNamespace: ...
 
 
 @dataclass
@@ -118,12 +126,12 @@ class Containerd:
                 raise AssertionError(f"containerd not ready:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.05)
 
-    def ctr_argv(self, lane: CtrLane | None, *args: str) -> list[str]:
+    def ctr_argv(self, lane: InNamespace | None, *args: str) -> list[str]:
         base = ["ctr", "--address", str(self.socket), "--namespace", self.namespace, *args]
         return lane.ns.argv(*base) if lane is not None else base
 
     def ctr(
-        self, lane: CtrLane | None, *args: str, check: bool = True, timeout: float = 60
+        self, lane: InNamespace | None, *args: str, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         return run(self.ctr_argv(lane, *args), check=check, timeout=timeout)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.plugin import MINIMAL_PATH
+from tests.runtimes.mountns import MountNamespace
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,11 @@ def find_plugin(plugin_type: str, cni_path: str) -> Path:
     raise AssertionError(f"plugin {plugin_type!r} not in CNI_PATH {cni_path}")
 
 
-def delete_like_libcni(entry: CacheEntry, netns: str, cni_path: str) -> None:
-    """DEL every plugin of the cached list (reverse order), then remove the cache file."""
+def delete_like_libcni(
+    entry: CacheEntry, netns: str, cni_path: str, inside: MountNamespace | None = None
+) -> None:
+    """DEL every plugin of the cached list (reverse order), then remove the cache file.
+    `inside`: the runtime's namespaces, where the plugins run (found from here in cni_path)."""
     conflist = entry.config
     cni_args = ";".join(f"{k}={v}" for k, v in entry.body.get("cniArgs") or [])
     capability_args: dict[str, Any] = entry.body.get("capabilityArgs") or {}
@@ -89,8 +93,9 @@ def delete_like_libcni(entry: CacheEntry, netns: str, cni_path: str) -> None:
             "CNI_ARGS": cni_args,
             "CNI_PATH": cni_path,
         }
+        argv = [str(find_plugin(plugin["type"], cni_path))]
         proc = subprocess.run(
-            [str(find_plugin(plugin["type"], cni_path))],
+            inside.argv(*argv) if inside is not None else argv,
             input=json.dumps(config).encode(),
             env=env,
             capture_output=True,

@@ -51,13 +51,22 @@ def dies_with_parent(sig: signal.Signals) -> Callable[[], None]:
 
 
 class MountNamespace:
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, *, network: bool = False) -> None:
         self._scratch = scratch
+        self._network = network
         self._scratch.mkdir(parents=True, exist_ok=True)
         self._covered: list[Path] = []  # ancestors replaced by a tmpfs (ours to mkdir in)
         self._dirs = 0
         self._holder = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "slave", "sleep", "infinity"],
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "slave",
+                *(["--net"] if network else []),
+                "sleep",
+                "infinity",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -88,7 +97,8 @@ class MountNamespace:
     def argv(self, *command: str) -> list[str]:
         """The command line that runs `command` inside this namespace."""
         self._alive()
-        return ["nsenter", f"--mount=/proc/{self.pid}/ns/mnt", "--", *command]
+        net = [f"--net=/proc/{self.pid}/ns/net"] if self._network else []
+        return ["nsenter", f"--mount=/proc/{self.pid}/ns/mnt", *net, "--", *command]
 
     def exec(self, *command: str) -> str:
         return sh(*self.argv(*command))

@@ -12,6 +12,7 @@ neither writes the host's files nor finds the reference plugins or the package's
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import tarfile
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from tests.runtimes.hostnet import remove_cgroups, unique
 from tests.runtimes.mountns import MountNamespace
+from tests.runtimes.seedhost import SeedHost
 from tests.runtimes.support import run
 
 IMAGE = "localhost/cbpt-busybox:runtimes"
@@ -30,9 +32,7 @@ default_ulimits = ["nofile={nofile}", "nproc=4096:4096"]
 
 [network]
 network_backend = "cni"
-network_config_dir = "{conf_dir}"
-cni_plugin_dirs = ["{plugin_dir}"]
-
+{network_dirs}
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
@@ -54,39 +54,49 @@ def nofile_hard_limit() -> int:
 
 
 class Podman:
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, seed: SeedHost | None = None) -> None:
+        """In a mount namespace of its own where /usr/lib/cni and /etc/cni/net.d are empty;
+        or in a seed host's namespaces, with the seed's CNI configs, plugins, store, cache
+        and /run/netns (close() then ends the seed host too)."""
         self.scratch = scratch
-        self.cache_dir = scratch / "cni-cache"
-        self.netns_dir = scratch / "netns"
         self.cgroup_parent = unique("pm")  # /sys/fs/cgroup/*/<it>, removed at the end
         self.storage_conf = scratch / "storage.conf"
-        self.storage_conf.write_text(STORAGE_CONF.format(scratch=scratch))
-        self.ns = MountNamespace(scratch / "mnt")
+        private = ["/var/lib/containers", "/run/containers", "/run/libpod"]
+        if seed is None:
+            self.ns = MountNamespace(scratch / "mnt")
+            self.cache_dir, self.netns_dir = scratch / "var-lib-cni", scratch / "run-netns"
+            private += ["/var/lib/cni", "/run/netns"]
+        else:
+            self.ns = seed.ns
+            self.cache_dir, self.netns_dir = seed.dir("/var/lib/cni"), seed.dir("/run/netns")
         try:
-            for target, name in (
-                ("/var/lib/cni", "cni-cache"),
-                ("/run/netns", "netns"),
-                ("/var/lib/containers", "var-lib-containers"),
-                ("/run/containers", "run-containers"),
-                ("/run/libpod", "run-libpod"),
-            ):
-                (scratch / name).mkdir()
-                self.ns.shadow(target, scratch / name)
-            self.ns.hide("/usr/lib/cni")
-            self.ns.hide("/etc/cni/net.d")
+            scratch.mkdir(parents=True, exist_ok=True)
+            self.storage_conf.write_text(STORAGE_CONF.format(scratch=scratch))
+            for target in private:
+                directory = scratch / target.strip("/").replace("/", "-")
+                directory.mkdir()
+                self.ns.shadow(target, directory)
+            if seed is None:
+                self.ns.hide("/usr/lib/cni")
+                self.ns.hide("/etc/cni/net.d")
         except BaseException:
             self.ns.close()
             raise
 
-    def containers_conf(self, name: str, conf_dir: Path, plugin_dir: Path) -> Path:
-        """A containers.conf whose CNI networks are in conf_dir and plugins in plugin_dir."""
+    def containers_conf(
+        self, name: str, conf_dir: Path | None = None, plugin_dir: Path | None = None
+    ) -> Path:
+        """A containers.conf whose CNI networks are in conf_dir and plugins in plugin_dir
+        (podman's defaults, /etc/cni/net.d and its list ending in /opt/cni/bin, when None)."""
+        network_dirs = ""
+        if conf_dir is not None:
+            network_dirs += f'network_config_dir = "{conf_dir}"\n'
+        if plugin_dir is not None:
+            network_dirs += f'cni_plugin_dirs = ["{plugin_dir}"]\n'
         path = self.scratch / f"containers-{name}.conf"
         path.write_text(
             CONTAINERS_CONF.format(
-                nofile=nofile_hard_limit(),
-                conf_dir=conf_dir,
-                plugin_dir=plugin_dir,
-                scratch=self.scratch,
+                nofile=nofile_hard_limit(), network_dirs=network_dirs, scratch=self.scratch
             )
         )
         return path
@@ -136,3 +146,14 @@ class Podman:
         problems = remove_cgroups(self.cgroup_parent)
         problems += [f"netns left: {p.name}" for p in self.netns_dir.iterdir()]
         return problems
+
+
+def container_address(podman: Podman, conf: Path, name: str) -> str:
+    out = podman(conf, "exec", name, "ip", "-4", "addr", "show", "dev", "eth0").stdout
+    (address,) = re.findall(r"inet (\S+)", out)
+    return str(address)
+
+
+def ping(podman: Podman, conf: Path, name: str, target: str) -> bool:
+    out = podman(conf, "exec", name, "ping", "-c", "1", "-W", "2", target, check=False).stdout
+    return "1 packets received" in out

@@ -24,48 +24,15 @@ from tests.runtimes.hostnet import HostNetwork, NetworkFactory, link_alias
 from tests.runtimes.libcni import CacheEntry, cache_entries
 from tests.runtimes.mountns import MountNamespace
 from tests.runtimes.support import (
-    REPO,
     Timings,
     reference_bin_dir,
-    require_tools,
     run,
-    unavailable,
 )
 
-BUILD_SCRIPT = REPO / "scripts" / "build-cnitool.sh"
 K8S_ARGS = (
     "IgnoreUnknown=1;K8S_POD_NAMESPACE=runtimes;K8S_POD_NAME=pod-{0};"
     "K8S_POD_INFRA_CONTAINER_ID=infra-{0}"
 )
-
-
-@pytest.fixture(scope="module")
-def cnitool() -> Path:
-    """scripts/build-cnitool.sh: Debian's golang-go + golang-github-appc-cni-dev + cnitool.go
-    from the matching source package, GOPATH mode, no proxy. Built once into build/."""
-    require_tools(
-        "cnitool",
-        {
-            "go": "golang-go",
-            "dpkg-source": "dpkg-dev",
-            "/usr/share/gocode/src/github.com/containernetworking/cni/libcni": (
-                "golang-github-appc-cni-dev"
-            ),
-            "unshare": "util-linux",
-            "nsenter": "util-linux",
-        },
-    )
-    proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT), str(REPO / "build" / "cnitool")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode == 3:
-        unavailable(f"cnitool cannot be built here: {proc.stderr.strip().splitlines()[-1]}")
-    assert proc.returncode == 0, f"build-cnitool.sh failed:\n{proc.stderr}"
-    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

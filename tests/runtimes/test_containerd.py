@@ -15,31 +15,10 @@ import pytest
 from tests.runtimes.containerd import Containerd, CtrLane
 from tests.runtimes.hostnet import HostNetwork, NetworkFactory, link_alias
 from tests.runtimes.libcni import cache_entries, delete_like_libcni
-from tests.runtimes.support import Timings, reference_bin_dir, require_tools
+from tests.runtimes.support import Timings, reference_bin_dir
 
 LaneFactory = Callable[[str], CtrLane]
 _ids = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]:
-    require_tools(
-        "containerd",
-        {
-            "containerd": "containerd",
-            "ctr": "containerd",
-            "containerd-shim-runc-v2": "containerd",
-            "runc": "runc",
-            "unshare": "util-linux",
-            "nsenter": "util-linux",
-        },
-    )
-    daemon = Containerd(tmp_path_factory.mktemp("containerd"))
-    try:
-        yield daemon
-    finally:
-        problems = daemon.stop()
-        assert not problems, problems
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ veth's owner alias proves that ours ran.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from tests.runtimes.hostnet import HostNetwork, NetworkFactory, link_alias
 from tests.runtimes.libcni import cache_entries
-from tests.runtimes.podman import IMAGE, Podman
+from tests.runtimes.podman import IMAGE, Podman, container_address, ping
 from tests.runtimes.support import Timings, reference_bin_dir, require_tools
 
 BLOB_INFO_CACHE = Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb")
@@ -51,17 +50,6 @@ def podman(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[P
     finally:
         problems = podman.close(base_conf)
         assert not problems, problems
-
-
-def container_address(podman: Podman, conf: Path, name: str) -> str:
-    out = podman(conf, "exec", name, "ip", "-4", "addr", "show", "dev", "eth0").stdout
-    (address,) = re.findall(r"inet (\S+)", out)
-    return str(address)
-
-
-def ping(podman: Podman, conf: Path, name: str, target: str) -> bool:
-    out = podman(conf, "exec", name, "ping", "-c", "1", "-W", "2", target, check=False).stdout
-    return "1 packets received" in out
 
 
 def network_conf(podman: Podman, network: HostNetwork, tmp_path: Path, plugin_dir: Path) -> Path:

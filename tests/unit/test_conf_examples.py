@@ -35,3 +35,26 @@ def test_seed_network_is_the_tutorial_one() -> None:
     [range_set] = conf.ipam.host_local.range_sets
     assert str(range_set.ranges[0].subnet) == "192.168.15.0/24"
     assert str(range_set.ranges[0].gateway) == "192.168.15.5"
+
+
+# libcni before 1.2 (Debian 12's cnitool, containerd 1.6, podman 4.3) parses results up to
+# 1.0.0 only; the one 1.1.0 example is for newer runtimes and says so in its name.
+NEWER_RUNTIMES_ONLY = {"mynet-1.1.0.conflist": "1.1.0"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_is_in_a_version_its_runtimes_read(path: Path) -> None:
+    version = json.loads(path.read_text())["cniVersion"]
+    assert version == NEWER_RUNTIMES_ONLY.get(path.name, "1.0.0"), path.name
+
+
+def test_the_1_1_0_example_is_the_seed_network_and_differs_only_in_version() -> None:
+    seed = json.loads((CONF_DIR / "mynet.conflist").read_text())
+    newer = json.loads((CONF_DIR / "mynet-1.1.0.conflist").read_text())
+    assert {**newer, "cniVersion": seed["cniVersion"]} == seed
+
+
+def test_every_example_is_described_in_conf_readme() -> None:
+    readme = (CONF_DIR / "README.md").read_text()
+    for path in [*EXAMPLES, *CONF_DIR.glob("*.service")]:
+        assert f"`{path.name}`" in readme, path.name
