@@ -74,8 +74,8 @@ demo: deps venv
 	bash scripts/demo.sh
 
 lint: venv
-	$(VENV)/bin/ruff check cni_bridge_py tests
-	$(VENV)/bin/ruff format --check cni_bridge_py tests
+	$(VENV)/bin/ruff check cni_bridge_py tests tools
+	$(VENV)/bin/ruff format --check cni_bridge_py tests tools
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -99,15 +99,16 @@ test: deps venv lint typecheck
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 ## The benchmark of issue 5 (root): the reference plugins and ours, interleaved in throwaway
-## namespaces; writes docs/benchmarks.md and docs/benchmarks.json (~6 min on 2 cores).
+## namespaces; writes docs/benchmarks.md and docs/benchmarks.json (~6 min on 2 cores). The
+## harness is tools/bench/, outside the installed package.
 ## GNU time (Debian `time`) measures each plugin process's peak RSS.
 .PHONY: bench bench-smoke bench-deps
 bench: deps venv bench-deps
-	$(VENV_PY) -m cni_bridge_py.bench
+	$(VENV_PY) -m tools.bench
 
 ## A few calls of each measurement, as the smoke test runs it: no file written, no timing judged.
 bench-smoke: deps venv bench-deps
-	$(VENV_PY) -m cni_bridge_py.bench --quick
+	$(VENV_PY) -m tools.bench --quick
 
 bench-deps:
 	@test -x /usr/bin/time || { echo "installing Debian package time"; \

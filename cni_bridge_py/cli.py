@@ -15,17 +15,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from cni_bridge_py.front import Response
+    from cni_bridge_py.answer import Answer
+    from cni_bridge_py.request import Notes, Request
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "cnitool":
-        from cni_bridge_py.runner import run_cnitool  # noqa: PLC0415 - only the runner needs it
+        from cni_bridge_py.runner.cnitool import run_cnitool  # noqa: PLC0415 - only the runner needs it
 
         return run_cnitool(args[1:], dict(os.environ))
     if args and args[0] == "agent":
-        from cni_bridge_py.agent import main as agent_main  # noqa: PLC0415
+        from cni_bridge_py.agent.server import main as agent_main  # noqa: PLC0415
 
         return agent_main(args[1:])
     if args and args[0] in ("-h", "--help"):
@@ -46,43 +47,45 @@ def plugin_main() -> int:
     if command:
         answer = _ask_agent(stdin)
         if answer is not None:
-            return answer
+            return _emit(answer)
     from cni_bridge_py.front import handle  # noqa: PLC0415
 
-    return serve(handle, stdin)
+    return serve(lambda env, data: handle(env, data, run_verb), stdin)
 
 
-def _ask_agent(stdin: bytes) -> int | None:
-    """With a resident agent listening, hand it the invocation untouched (see agent_client)."""
-    from cni_bridge_py.agent_path import listening_socket  # noqa: PLC0415
+def run_verb(request: Request, notes: Notes) -> str:
+    """The verbs, loaded only once a request is valid: they pull in pyroute2, which VERSION
+    and every argument or config error never need."""
+    from cni_bridge_py.verbs.dispatch import dispatch  # noqa: PLC0415
+
+    return dispatch(request, notes)
+
+
+def _ask_agent(stdin: bytes) -> Answer | None:
+    """With a resident agent listening, hand it the invocation untouched (see agent.client)."""
+    from cni_bridge_py.agent.path import listening_socket  # noqa: PLC0415
 
     if listening_socket(os.environ) is None:
         return None  # no socket code loaded at all
-    from cni_bridge_py.agent_client import forward  # noqa: PLC0415
+    from cni_bridge_py.agent.client import forward  # noqa: PLC0415
 
-    answer = forward(os.environ, stdin)
-    if answer is None:
-        return None
-    return _emit(answer.stdout, answer.stderr, answer.exit_code)
+    return forward(os.environ, stdin)
 
 
-def serve(
-    handle: Callable[[Mapping[str, str], bytes], Response], stdin: bytes | None = None
-) -> int:
-    """Environment and stdin in, the response out, the exit code back: for each plugin."""
+def serve(handle: Callable[[Mapping[str, str], bytes], Answer], stdin: bytes | None = None) -> int:
+    """Environment and stdin in, the answer out, the exit code back: for each plugin."""
     if stdin is None:
         stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
-    response = handle(os.environ, stdin)
-    return _emit(response.stdout, response.stderr, response.exit_code)
+    return _emit(handle(os.environ, stdin))
 
 
-def _emit(stdout: str, stderr: str, exit_code: int) -> int:
-    if stdout:
-        sys.stdout.write(stdout)
+def _emit(answer: Answer) -> int:
+    if answer.stdout:
+        sys.stdout.write(answer.stdout)
         sys.stdout.flush()
-    if stderr:
-        sys.stderr.write(stderr)
-    return exit_code
+    if answer.stderr:
+        sys.stderr.write(answer.stderr)
+    return answer.exit_code
 
 
 def _read_stdin() -> bytes:

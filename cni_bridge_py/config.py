@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cni_bridge_py import result as results
-from cni_bridge_py.errors import CniError, InvalidConfig
+from cni_bridge_py.errors import CniError
 from cni_bridge_py.fields import Fields
 from cni_bridge_py.ipam.config import (
     HostLocalConf,
     IpamConf,
-    has_runtime_ranges,
+    invalid_config,
     parse_ipam,
-    requested_ips,
+    parse_valid_attachments,
+    require_one_per_family,
 )
-from cni_bridge_py.netaddr import IPAddress
 from cni_bridge_py.result import DNS, Result
 from cni_bridge_py.validate import ifname_problem
 
@@ -51,7 +51,6 @@ class NetConf:
     prev_result: Result | None = None
     # The container interface's MAC: CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac.
     runtime_mac: str = ""
-    requested_ips: tuple[IPAddress, ...] = ()
     # VLANs on the bridge port: 0 = none; trunk = (min, max) ranges of tagged VLANs.
     vlan: int = 0
     vlan_trunk: tuple[tuple[int, int], ...] = ()
@@ -62,42 +61,44 @@ class NetConf:
     port_isolation: bool = False
     # "" = pick the backend that works on this host.
     ip_masq_backend: str = ""
-    # The raw runtimeConfig and args objects, for the IPAM section and delegated plugins.
-    runtime_config: Mapping[str, Any] = field(default_factory=dict)
+    # GC: the (containerID, ifname) pairs the runtime still has (cni.dev/valid-attachments).
+    valid_attachments: frozenset[tuple[str, str]] = frozenset()
 
 
 def parse(
-    data: Mapping[str, Any], cni_version: str, cni_args: Mapping[str, str] | None = None
+    data: Mapping[str, Any],
+    cni_version: str,
+    cni_args: Mapping[str, str] | None = None,
+    command: str = "ADD",
 ) -> NetConf:
-    """Build a NetConf from an already-decoded JSON object whose version was checked.
+    """Build a NetConf from an already-decoded JSON object whose version was checked: every
+    config error of the request is found here, before anything is changed.
 
-    `cni_args` are the parsed CNI_ARGS (IP= and MAC= requests)."""
+    `cni_args` are the parsed CNI_ARGS (IP= and MAC= requests); `command` the verb, which
+    decides what else is read (ipam.config.parse_ipam; the valid attachments for GC)."""
     problems: list[str] = []
     top = Fields(data, "", problems)
     args = cni_args or {}
     runtime = top.obj("runtimeConfig")
+    name = top.get("name", str, "")
     conf = NetConf(
         cni_version=cni_version,
-        name=top.get("name", str, ""),
+        name=name,
         type=top.get("type", str, ""),
         dns=_dns(dns_fields) if (dns_fields := top.obj("dns")) else DNS(),
-        ipam=parse_ipam(top.obj("ipam"), has_runtime_ranges(data)),
+        ipam=parse_ipam(top, name, command, args.get("IP", "")),
         prev_result=_prev_result(data.get("prevResult"), cni_version, problems),
         runtime_mac=_mac_request(top, runtime, args.get("MAC", "")),
-        requested_ips=requested_ips(args.get("IP", ""), problems),
-        runtime_config=runtime.data if runtime else {},
+        valid_attachments=parse_valid_attachments(top) if command == "GC" else frozenset(),
         **_bridge_options(top),
         **_vlan_options(top),
     )
     if conf.disable_container_interface and conf.ipam is not None:
         problems.append('"disableContainerInterface" cannot be used with "ipam"')
     if problems:
-        raise InvalidConfig(
-            f"invalid network config: {problems[0]}"
-            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-            # The full list only when the message could not hold it.
-            "; ".join(problems) if len(problems) > 1 else "",
-        )
+        raise invalid_config(problems)
+    if command == "ADD":
+        require_one_per_family(conf.ipam, cni_version)
     return conf
 
 

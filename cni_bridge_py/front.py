@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from cni_bridge_py import __version__
 from cni_bridge_py import version as versions
+from cni_bridge_py.answer import Answer
 from cni_bridge_py.errors import (
     CniError,
     DecodingFailure,
@@ -21,6 +21,8 @@ from cni_bridge_py.errors import (
     InvalidConfig,
     InvalidEnvironment,
 )
+from cni_bridge_py.faults import FAULT_ENV
+from cni_bridge_py.request import Handler, Notes, Request
 from cni_bridge_py.validate import id_problem, ifname_problem
 
 VERBS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
@@ -34,40 +36,6 @@ REQUIRED_ENV: dict[str, tuple[str, ...]] = {
 }
 # CNI_ARGS keys this plugin understands; others need IgnoreUnknown.
 KNOWN_ARGS = frozenset({"IgnoreUnknown", "IP", "MAC"})
-# Fault injection for the rollback tests: fail ADD/DEL at the named step.
-FAULT_ENV = "CNI_BRIDGE_PY_FAULT"
-
-
-@dataclass(frozen=True)
-class Request:
-    command: str
-    container_id: str
-    netns: str
-    ifname: str
-    args: Mapping[str, str]
-    path: tuple[str, ...]
-    stdin: bytes
-    # The decoded config object and its cniVersion.
-    config: Mapping[str, Any]
-    cni_version: str
-    # Test hook: the name of an ADD/DEL step to fail at (see verbs.steps), from FAULT_ENV.
-    fault: str = ""
-    # The plugin's PATH: where iptables is looked up (the reference uses exec.LookPath).
-    search_path: str = ""
-    # The whole environment: a delegated IPAM plugin runs with it (CNI_COMMAND replaced).
-    environ: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Response:
-    stdout: str = ""
-    stderr: str = ""
-    exit_code: int = 0
-
-
-# A handler runs one verb on a validated request and returns the stdout text, or a whole
-# Response when another process (the agent) already produced one.
-Handler = Callable[[Request], "str | Response"]
 
 
 def about() -> str:
@@ -78,37 +46,31 @@ def about() -> str:
     )
 
 
-def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler | None = None) -> Response:
-    """Answer one plugin invocation. `dispatch` runs validated verbs (default: the real ones)."""
+def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler) -> Answer:
+    """Answer one plugin invocation; `dispatch` runs the validated request (the process edge
+    passes the verbs, so this module never imports them)."""
     command = env.get("CNI_COMMAND", "")
     if not command:
-        return Response(stderr=about())
+        return Answer(stderr=about())
     if command == "VERSION":
-        return Response(stdout=versions.version_json())
+        return Answer(stdout=versions.version_json())
+    notes = Notes()
     try:
         request = parse_request(env, stdin)
-        run = dispatch or _default_dispatch
-        answer = run(request)
-        return answer if isinstance(answer, Response) else Response(stdout=answer)
+        return Answer(stdout=dispatch(request, notes), stderr=notes.text())
     except CniError as exc:
         # Errors only: a successful request decodes stdin once, in parse_request.
-        return Response(stdout=exc.to_json(error_version(stdin)) + "\n", exit_code=1)
+        error = exc.to_json(error_version(stdin)) + "\n"
+        return Answer(stdout=error, stderr=notes.text(), exit_code=1)
     except Exception as exc:
         internal = InternalError(
             f"internal error: {type(exc).__name__}: {exc}", "see the plugin's stderr"
         )
-        return Response(
+        return Answer(
             stdout=internal.to_json(error_version(stdin)) + "\n",
-            stderr=traceback.format_exc(),
+            stderr=notes.text() + traceback.format_exc(),
             exit_code=1,
         )
-
-
-def _default_dispatch(request: Request) -> str:
-    # Imported here: the verbs pull in pyroute2, which VERSION and errors never need.
-    from cni_bridge_py.verbs import dispatch  # noqa: PLC0415
-
-    return dispatch(request)
 
 
 def error_version(stdin: bytes) -> str:

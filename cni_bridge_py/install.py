@@ -21,7 +21,7 @@ EXECUTABLES = ("cni-bridge-py", "cni-host-local-py")
 # Each executable's module; it has a main() -> exit code.
 ENTRY_MODULES = {
     "cni-bridge-py": "cni_bridge_py.cli",
-    "cni-host-local-py": "cni_bridge_py.hostlocal_plugin",
+    "cni-host-local-py": "cni_bridge_py.ipam.plugin",
 }
 
 

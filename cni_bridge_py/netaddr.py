@@ -28,10 +28,5 @@ def parse_interface(text: str) -> IPInterface:
     return ipaddress.ip_interface(text)
 
 
-def family_name(addr: IPAddress | IPNetwork | IPInterface) -> str:
-    """'4' or '6', the way CNI 0.3.x/0.4.0 results spell an address family."""
-    return str(addr.version)
-
-
 def default_route(version: int) -> IPNetwork:
     return ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")

@@ -1,6 +1,7 @@
 """The interfaces the verbs receive: netlink sessions, the firewall, sysctls and the store.
 
-Real implementations live in kernel/, firewall/ and ipam/disk.py; unit tests pass fakes.
+Real implementations live in kernel/, firewall/ and ipam/ (verbs/system.py wires them);
+unit tests pass fakes (tests/fakes.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cni_bridge_py.firewall.backend import MasqBackend, SpoofChecker
-from cni_bridge_py.ipam.store import Store
+from cni_bridge_py.ipam.config import IpamConf
+from cni_bridge_py.ipam.interface import Ipam
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
+from cni_bridge_py.request import Notes, Request
 from cni_bridge_py.vlan import VlanOp
 
 
@@ -84,7 +87,8 @@ class Ports:
     host: Links
     open_netns: Callable[[str], AbstractContextManager[Links]]
     sysctl: Sysctl
-    open_store: Callable[[str, str], Store]
+    # The network's IPAM for this request (ipam.engine.ipam_for over the store).
+    ipam: Callable[[IpamConf | None, Request], Ipam]
     # The backend for ADD/CHECK given the config's ipMasqBackend; None when none works here.
     masq: Callable[[str], MasqBackend | None]
     # Every backend usable here: DEL and GC clean all of them.
@@ -94,5 +98,7 @@ class Ports:
     # Write sysctls inside a namespace: (path, settings, keys whose failure is an error).
     netns_sysctl: Callable[[str, Sequence[tuple[str, str]], Sequence[str]], None]
     random_suffix: Callable[[], str]
+    # What the runtime should read on stderr (rollback failures, GC's removals, ...).
+    notes: Notes
     # macspoofchk (firewall): the nft spoof checker, None when nft is missing (or in fakes).
     spoof: Callable[[], SpoofChecker | None] = lambda: None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -23,10 +22,6 @@ LOCK_DIR = "/run/cni-bridge-py"
 # nft's messages come from strerror: the C locale keeps "No such file or directory" stable.
 _ENV = {"LC_ALL": "C"}
 _MISSING = "No such file or directory"
-
-
-def find_nft(path_env: str | None) -> str | None:
-    return shutil.which("nft", path=path_env)
 
 
 class Nft:

@@ -7,11 +7,11 @@ settings are its own business (it receives the whole config on stdin).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from cni_bridge_py.errors import InvalidConfig
+from cni_bridge_py import version as versions
+from cni_bridge_py.errors import IncompatibleVersion, InvalidConfig
 from cni_bridge_py.fields import Fields
 from cni_bridge_py.ipam.ranges import Range, RangeError, RangeSet, check_no_overlap
 from cni_bridge_py.netaddr import IPAddress, parse_address, parse_network
@@ -20,26 +20,46 @@ from cni_bridge_py.result import Route
 HOST_LOCAL = "host-local"
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 NO_RANGES = 'no IP ranges specified: give "ranges" or "subnet"'
+# GC's list of the attachments the runtime still has; the key's name before cni#1101 second
+# (libcni sends both).
+VALID_ATTACHMENTS = "cni.dev/valid-attachments"
+OLD_VALID_ATTACHMENTS = "cni.dev/attachments"
+# 0.1.0/0.2.0 results have one "ip4" and one "ip6" block.
+LEGACY_BEFORE = "0.3.0"
 
 
 @dataclass(frozen=True)
 class HostLocalConf:
+    # What ADD allocates from, one address per set: the runtime's runtimeConfig.ipRanges in
+    # front of the configured sets (the reference's order: ipRanges, legacy "subnet", "ranges").
     range_sets: tuple[RangeSet, ...]
     routes: tuple[Route, ...] = ()
     data_dir: str = DEFAULT_DATA_DIR
     # A resolv.conf-format file whose contents become the result's "dns" ("" = none).
     resolv_conf: str = ""
+    # Addresses asked for: CNI_ARGS IP=, then (ADD only) args.cni.ips and runtimeConfig.ips.
+    requested: tuple[IPAddress, ...] = ()
 
 
 @dataclass(frozen=True)
 class IpamConf:
+    """What IPAM needs of a request's config, read once before anything runs. The main
+    plugin's NetConf holds one; the standalone host-local plugin builds only this."""
+
+    network: str  # the network's name: host-local's directory under data_dir
     type: str
     # None: `type` is a plugin executable found on CNI_PATH (delegation).
     host_local: HostLocalConf | None = None
 
 
-def parse_ipam(fields: Fields | None, runtime_ranges: bool = False) -> IpamConf | None:
-    """`runtime_ranges`: the runtime supplies runtimeConfig.ipRanges (see parse_host_local)."""
+def parse_ipam(top: Fields, network: str, command: str, cni_args_ip: str = "") -> IpamConf | None:
+    """The "ipam" section of the config object `top`, with what host-local also reads outside
+    it (runtimeConfig.ipRanges, args.cni.ips, runtimeConfig.ips, CNI_ARGS IP=).
+
+    ADD reads all of it strictly. DEL, CHECK, GC and STATUS take the runtime's ipRanges only
+    when they parse and ignore requested addresses: a runtime may send a damaged capability on
+    DEL, and that must not stop the release. None when there is no "ipam" (L2 mode)."""
+    fields = top.obj("ipam")
     if fields is None or not fields.data:
         return None
     ipam_type = fields.get("type", str, "")
@@ -55,36 +75,49 @@ def parse_ipam(fields: Fields | None, runtime_ranges: bool = False) -> IpamConf 
                 "type", f"{ipam_type!r} is not a plugin name (no '/' or NUL, not '.' or '..')"
             )
             return None
-        return IpamConf(ipam_type)
-    return IpamConf(ipam_type, parse_host_local(fields, runtime_ranges))
+        if ipam_type == top.get("type", str, ""):
+            # The plugin would run itself with the same config, again and again.
+            fields.problem(
+                "type",
+                f'{ipam_type!r} is the plugin itself: name an IPAM plugin, e.g. "host-local"',
+            )
+            return None
+        return IpamConf(network, ipam_type)
+    settings = parse_host_local(fields, top, adding=command == "ADD", cni_args_ip=cni_args_ip)
+    return IpamConf(network, ipam_type, settings)
 
 
-def has_runtime_ranges(config: Mapping[str, Any]) -> bool:
-    """The runtime sends a non-empty runtimeConfig.ipRanges (whether it parses is checked
-    where it is used: effective.py)."""
-    runtime = config.get("runtimeConfig")
-    return isinstance(runtime, dict) and bool(runtime.get("ipRanges"))
-
-
-def parse_host_local(fields: Fields, runtime_ranges: bool = False) -> HostLocalConf:
-    """host-local's keys of one "ipam" object; problems are collected in `fields`.
-
-    No configured range is fine when `runtime_ranges` (as in the reference, a network whose
-    only range comes from the runtime's ipRanges); otherwise it is "no IP ranges specified"."""
-    range_sets: list[RangeSet] = []
+def parse_host_local(
+    fields: Fields, top: Fields, *, adding: bool, cni_args_ip: str = ""
+) -> HostLocalConf:
+    """host-local's keys of one "ipam" object `fields` and the runtime's additions from the
+    whole config `top`; problems are collected in `fields`."""
     # Problems found before the ranges are unrelated: they must not hide "no IP ranges".
     problems_before = len(fields.problems)
+    configured: list[RangeSet] = []
     if fields.data.get("subnet") is not None:
         legacy = _range(fields)
         if legacy is not None:
-            range_sets.append(RangeSet((legacy,)))
-    range_sets.extend(parse_range_sets(fields, "ranges"))
-    if not range_sets and not runtime_ranges and len(fields.problems) == problems_before:
-        fields.problem("ranges", NO_RANGES)
+            configured.append(RangeSet((legacy,)))
+    configured.extend(parse_range_sets(fields, "ranges"))
     try:
-        check_no_overlap(range_sets)
+        check_no_overlap(configured)
     except RangeError as exc:
         fields.problem("ranges", str(exc))
+    runtime = top.obj("runtimeConfig")
+    extra = _runtime_ranges(runtime, configured, strict=adding)
+    # Ranges may come from the runtime alone; on a release a damaged ipRanges is no reason to
+    # refuse (nothing is allocated from it).
+    runtime_sent_ranges = runtime is not None and bool(runtime.data.get("ipRanges"))
+    unrelated_problems = len(fields.problems) != problems_before
+    nothing = not configured and not extra and not unrelated_problems
+    if nothing and (adding or not runtime_sent_ranges):
+        fields.problem("ranges", NO_RANGES)
+    requested = list(requested_ips(cni_args_ip, fields.problems))
+    if adding:
+        cni = top.obj("args")
+        requested += _requested(cni.obj("cni") if cni is not None else None, "ips")
+        requested += _requested(runtime, "ips")
     data_dir = fields.get("dataDir", str, DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
     if why := _data_dir_problem(data_dir):
         fields.problem("dataDir", f"{data_dir!r} {why}")
@@ -92,7 +125,82 @@ def parse_host_local(fields: Fields, runtime_ranges: bool = False) -> HostLocalC
     if "\0" in resolv_conf:
         fields.problem("resolvConf", f"{resolv_conf!r} holds a NUL byte")
     routes = tuple(r for r in (_route(f) for f in fields.objects("routes")) if r is not None)
-    return HostLocalConf(tuple(range_sets), routes, data_dir, resolv_conf)
+    return HostLocalConf(
+        (*extra, *configured),
+        routes,
+        data_dir,
+        resolv_conf,
+        # The reference keys requests by address, so a repeated one is one request.
+        tuple(dict.fromkeys(requested)),
+    )
+
+
+def _runtime_ranges(
+    runtime: Fields | None, configured: Sequence[RangeSet], *, strict: bool
+) -> list[RangeSet]:
+    """runtimeConfig.ipRanges. Strict (ADD): every problem is the config's. Otherwise the
+    ranges that parse and do not overlap the configured ones, or none."""
+    if runtime is None:
+        return []
+    problems = runtime.problems if strict else []
+    before = len(problems)
+    extra = parse_range_sets(Fields(runtime.data, runtime.where, problems), "ipRanges")
+    if not extra:
+        return []
+    try:
+        check_no_overlap((*extra, *configured))
+    except RangeError as exc:
+        problems.append(f'"runtimeConfig.ipRanges": {exc}')
+    return extra if len(problems) == before else []
+
+
+def _requested(fields: Fields | None, key: str) -> list[IPAddress]:
+    if fields is None:
+        return []
+    out: list[IPAddress] = []
+    for index, value in enumerate(fields.get(key, list, [])):
+        where = f'"{fields.path(key)}[{index}]"'
+        if not isinstance(value, str):
+            fields.problems.append(f"{where}: expected a string, got {value!r}")
+            continue
+        ip = requested_ip(value, where, fields.problems)
+        if ip is not None:
+            out.append(ip)
+    return out
+
+
+def require_one_per_family(ipam: IpamConf | None, cni_version: str) -> None:
+    """Results before 0.3.0 hold one "ip4" and one "ip6": an ADD cannot return more."""
+    if ipam is None or ipam.host_local is None or versions.at_least(cni_version, LEGACY_BEFORE):
+        return
+    for family in (4, 6):
+        if sum(1 for s in ipam.host_local.range_sets if s.version == family) > 1:
+            raise IncompatibleVersion(
+                f"CNI version {cni_version} does not support more than 1 address per family",
+                f"use cniVersion {LEGACY_BEFORE} or later, or one range set per family",
+            )
+
+
+def parse_valid_attachments(top: Fields) -> frozenset[tuple[str, str]]:
+    """The (containerID, ifname) pairs a GC request keeps; problems are collected in `top`.
+    A missing list means none is valid: cnitool sends none after it has DELeted every
+    attachment it knew."""
+    key = VALID_ATTACHMENTS if VALID_ATTACHMENTS in top.data else OLD_VALID_ATTACHMENTS
+    value = top.data.get(key)
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list):
+        top.problem(key, 'must be a list: [{"containerID": "...", "ifname": "..."}, ...]')
+        return frozenset()
+    out: set[tuple[str, str]] = set()
+    for index, entry in enumerate(value):
+        cid = entry.get("containerID") if isinstance(entry, dict) else None
+        ifname = entry.get("ifname") if isinstance(entry, dict) else None
+        if not isinstance(cid, str) or not cid or not isinstance(ifname, str):
+            top.problem(f"{key}[{index}]", 'expected {"containerID": ..., "ifname": ...}')
+            continue
+        out.add((cid.strip(), ifname))
+    return frozenset(out)
 
 
 def _data_dir_problem(path: str) -> str | None:

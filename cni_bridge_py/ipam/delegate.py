@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, replace
 
 from cni_bridge_py import result as results
-from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import (
     CniError,
     DecodingFailure,
     InvalidConfig,
     PassthroughError,
 )
-from cni_bridge_py.front import Request
+from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.interface import IpamResult
 from cni_bridge_py.netaddr import IPAddress, IPInterface
+from cni_bridge_py.request import Notes, Request
 from cni_bridge_py.result import Result
 from cni_bridge_py.spawn import run_plugin
 
@@ -143,27 +142,33 @@ def parse_result(name: str, stdout: bytes, config_version: str) -> Result:
 
 
 class Delegated:
-    """IPAM by the plugin executable named `plugin` (the Ipam protocol)."""
+    """IPAM by the plugin executable named `plugin` (the Ipam protocol), run for `request`:
+    its environment (CNI_COMMAND replaced) and stdin bytes, as libcni runs a plugin."""
 
-    def __init__(self, plugin: str, runner: Runner = run_executable) -> None:
+    def __init__(
+        self, plugin: str, request: Request, notes: Notes, runner: Runner = run_executable
+    ) -> None:
         self.plugin = plugin
+        self.request = request
+        self.notes = notes
         self.runner = runner
 
-    def invoke(self, request: Request, command: str) -> bytes:
+    def invoke(self, command: str) -> bytes:
+        request = self.request
         path = find_plugin(self.plugin, request.path)
         done = self.runner(path, plugin_env(request, command), request.stdin)
         if done.stderr:
-            # Passed through to the runtime's log, as libcni does.
-            sys.stderr.write(done.stderr.decode(errors="replace"))
+            # The runtime's log gets it, as libcni passes a plugin's stderr through.
+            self.notes.add(done.stderr.decode(errors="replace"))
         if done.returncode != 0:
             raise plugin_error(self.plugin, done)
         return done.stdout
 
-    def add(self, request: Request, conf: NetConf) -> IpamResult:
-        got = parse_result(self.plugin, self.invoke(request, "ADD"), conf.cni_version)
+    def add(self, who: Attachment) -> IpamResult:
+        got = parse_result(self.plugin, self.invoke("ADD"), self.request.cni_version)
         if not got.ips:
             # Nothing to configure, and the runtime would never DEL what this ADD reserved.
-            self._release_quietly(request)
+            self._release_quietly()
             raise IpamPluginFailed(
                 "IPAM plugin returned missing IP config",
                 f'{self.plugin} answered ADD without "ips"; check its configuration',
@@ -171,26 +176,24 @@ class Delegated:
         ips = tuple(replace(ip, interface=None) for ip in got.ips)
         return IpamResult(ips, got.routes, got.dns)
 
-    def _release_quietly(self, request: Request) -> None:
+    def _release_quietly(self) -> None:
         try:
-            self.invoke(request, "DEL")
+            self.invoke("DEL")
         except CniError as exc:
-            sys.stderr.write(f"IPAM plugin {self.plugin}: DEL after an empty ADD failed: {exc}\n")
+            self.notes.add(f"IPAM plugin {self.plugin}: DEL after an empty ADD failed: {exc}")
 
-    def delete(self, request: Request, conf: NetConf) -> list[IPInterface]:
+    def delete(self, who: Attachment) -> list[IPInterface]:
         # A DEL answers nothing, so which addresses went is unknown here.
-        self.invoke(request, "DEL")
+        self.invoke("DEL")
         return []
 
-    def check(self, request: Request, conf: NetConf) -> None:
-        self.invoke(request, "CHECK")
+    def check(self, who: Attachment) -> None:
+        self.invoke("CHECK")
 
-    def gc(
-        self, request: Request, conf: NetConf, valid: Set[tuple[str, str]] | None = None
-    ) -> list[IPAddress]:
+    def gc(self, valid: Set[tuple[str, str]]) -> list[IPAddress]:
         # The plugin reads cni.dev/valid-attachments from the same stdin.
-        self.invoke(request, "GC")
+        self.invoke("GC")
         return []
 
-    def status(self, request: Request, conf: NetConf) -> None:
-        self.invoke(request, "STATUS")
+    def status(self) -> None:
+        self.invoke("STATUS")

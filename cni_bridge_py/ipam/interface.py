@@ -6,8 +6,7 @@ from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cni_bridge_py.config import NetConf
-from cni_bridge_py.front import Request
+from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.netaddr import IPAddress, IPInterface
 from cni_bridge_py.result import DNS, IPConfig, Route
 
@@ -21,18 +20,17 @@ class IpamResult:
 
 
 class Ipam(Protocol):
-    def add(self, request: Request, conf: NetConf) -> IpamResult: ...
+    """One network's IPAM (built by engine.ipam_for from the parsed IpamConf)."""
 
-    def delete(self, request: Request, conf: NetConf) -> list[IPInterface]:
+    def add(self, who: Attachment) -> IpamResult: ...
+
+    def delete(self, who: Attachment) -> list[IPInterface]:
         """Release the attachment's addresses; returns them (with prefix) when known."""
 
-    def check(self, request: Request, conf: NetConf) -> None: ...
+    def check(self, who: Attachment) -> None: ...
 
-    def gc(
-        self, request: Request, conf: NetConf, valid: Set[tuple[str, str]] | None = None
-    ) -> list[IPAddress]:
-        """Release what no valid (containerID, ifname) owns; returns the addresses when known.
-        `valid` defaults to the request's cni.dev/valid-attachments."""
+    def gc(self, valid: Set[tuple[str, str]]) -> list[IPAddress]:
+        """Release what no valid (containerID, ifname) owns; returns the addresses when known."""
 
-    def status(self, request: Request, conf: NetConf) -> None:
+    def status(self) -> None:
         """PluginUnavailable (50) when an ADD could not succeed now."""

@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from cni_bridge_py import plan, vlan
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidEnvironment, IOFailure
+from cni_bridge_py.faults import fault_point
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
-from cni_bridge_py.front import Request
-from cni_bridge_py.ipam.engine import ipam_for
+from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.kernel.errors import KernelError
 from cni_bridge_py.ports import Links, LinkView, PortFlags, Ports
+from cni_bridge_py.request import Request
 from cni_bridge_py.result import DNS, Interface, IPConfig, Result, Route
-from cni_bridge_py.rollback import Rollback
-from cni_bridge_py.verbs import fault_point
 from cni_bridge_py.verbs.bridge import configure_gateway, ensure_bridge, pin_mac
 from cni_bridge_py.verbs.container import configure_container
+from cni_bridge_py.verbs.rollback import Rollback
 
 VETH_NAME_TRIES = 10
 # The reference's waits for a new bridge port to leave the blocking state.
@@ -41,7 +41,7 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
     ports.check_netns(request.netns)
     done = Attached()
     # One netlink session in the container for the whole ADD: each costs a fork and setns.
-    with ports.open_netns(request.netns) as container, Rollback() as undo:
+    with ports.open_netns(request.netns) as container, Rollback(ports.notes) as undo:
         # The bridge first: a name taken by another kind of link fails before IPAM is touched.
         done.bridge = ensure_bridge(ports, conf)
         fault_point(request, "bridge")
@@ -70,9 +70,10 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
 def _allocate(
     request: Request, conf: NetConf, ports: Ports, done: Attached, undo: Rollback
 ) -> None:
-    ipam = ipam_for(conf, ports.open_store)
-    got = ipam.add(request, conf)
-    undo.push("IPAM allocation", lambda: ipam.delete(request, conf))
+    ipam = ports.ipam(conf.ipam, request)
+    who = Attachment(request.container_id, request.ifname)
+    got = ipam.add(who)
+    undo.push("IPAM allocation", lambda: ipam.delete(who))
     done.ips = plan.with_gateways(got.ips, conf)
     done.routes = plan.result_routes(got.routes, done.ips, conf)
     done.ipam_dns = got.dns

@@ -12,7 +12,7 @@ from cni_bridge_py.kernel.errors import KernelError
 from cni_bridge_py.netaddr import IPInterface
 from cni_bridge_py.ports import Links, LinkView, Ports
 from cni_bridge_py.result import IPConfig
-from cni_bridge_py.rollback import Rollback
+from cni_bridge_py.verbs.rollback import Rollback
 
 
 def ensure_bridge(ports: Ports, conf: NetConf) -> LinkView:

@@ -7,9 +7,9 @@ from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig, UnknownContainer
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
-from cni_bridge_py.front import Request
-from cni_bridge_py.ipam.engine import ipam_for
+from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ports import Links, LinkView, Ports
+from cni_bridge_py.request import Request
 from cni_bridge_py.result import Interface, Result
 
 
@@ -44,7 +44,7 @@ def _find(prev: Result, name: str, sandbox: str | None) -> Interface:
 
 
 def _check_reservation(request: Request, conf: NetConf, ports: Ports) -> None:
-    ipam_for(conf, ports.open_store).check(request, conf)
+    ports.ipam(conf.ipam, request).check(Attachment(request.container_id, request.ifname))
 
 
 def _check_bridge(host: Links, conf: NetConf, expected: Interface) -> LinkView:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from cni_bridge_py import plan
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import IOFailure
-from cni_bridge_py.front import Request
 from cni_bridge_py.ports import Links, LinkView, Ports
+from cni_bridge_py.request import Request
 from cni_bridge_py.result import IPConfig, Route
 
 

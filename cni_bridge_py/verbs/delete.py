@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from cni_bridge_py import plan
 from cni_bridge_py.config import NetConf
+from cni_bridge_py.faults import fault_point
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
-from cni_bridge_py.front import Request
-from cni_bridge_py.ipam.engine import ipam_for
+from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.netaddr import IPInterface
 from cni_bridge_py.ports import LinkView, Ports
-from cni_bridge_py.verbs import fault_point
+from cni_bridge_py.request import Request
 
 
 def delete(request: Request, conf: NetConf, ports: Ports) -> None:
@@ -60,7 +60,8 @@ def _owned_by_another(request: Request, conf: NetConf, ports: Ports, link: LinkV
 
 
 def _release(request: Request, conf: NetConf, ports: Ports) -> list[IPInterface]:
-    return ipam_for(conf, ports.open_store).delete(request, conf)
+    who = Attachment(request.container_id, request.ifname)
+    return ports.ipam(conf.ipam, request).delete(who)
 
 
 def _remove_macspoofchk(request: Request, ports: Ports) -> None:

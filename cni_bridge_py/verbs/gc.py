@@ -8,28 +8,24 @@ Other networks and anything we did not make are never touched.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Set
 
 from cni_bridge_py import plan
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
-from cni_bridge_py.front import Request
-from cni_bridge_py.ipam.engine import ipam_for, valid_attachments
 from cni_bridge_py.ports import Ports
+from cni_bridge_py.request import Request
 
 
 def gc(request: Request, conf: NetConf, ports: Ports) -> list[str]:
-    """Returns one line per thing removed (written to stderr for the operator)."""
-    valid = valid_attachments(request.config)
-    removed = [
-        f"reservation {a}" for a in ipam_for(conf, ports.open_store).gc(request, conf, valid)
-    ]
+    """Returns one line per thing removed (also noted for the runtime's log)."""
+    valid = conf.valid_attachments
+    removed = [f"reservation {a}" for a in ports.ipam(conf.ipam, request).gc(valid)]
     for backend in ports.masq_all():
         removed += [f"{backend.name}: {item}" for item in backend.gc(conf.name, valid)]
     removed += _orphan_ports(conf, ports, valid)
     for line in removed:
-        sys.stderr.write(f"gc {conf.name}: removed {line}\n")
+        ports.notes.add(f"gc {conf.name}: removed {line}")
     return removed
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import PluginUnavailable
-from cni_bridge_py.front import Request
-from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.ports import Ports
+from cni_bridge_py.request import Request
 
 
 def status(request: Request, conf: NetConf, ports: Ports) -> None:
-    ipam_for(conf, ports.open_store).status(request, conf)
+    ports.ipam(conf.ipam, request).status()
     if conf.ip_masq and ports.masq(conf.ip_masq_backend) is None:
         wanted = conf.ip_masq_backend or "iptables or nftables"
         raise PluginUnavailable(

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cni_bridge_py.firewall.backend import all_backends, default_backend, spoof_checker
-from cni_bridge_py.front import Request
 from cni_bridge_py.ipam.disk import DiskStore
+from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.kernel import netlink
 from cni_bridge_py.kernel.netns import check_netns, netns_exists
 from cni_bridge_py.kernel.nssysctl import write_in_netns
 from cni_bridge_py.kernel.sysctl import ProcSysctl
 from cni_bridge_py.ports import Links, Ports
+from cni_bridge_py.request import Notes, Request
 
 
 @contextmanager
@@ -23,7 +24,7 @@ def _open_netns(path: str) -> Iterator[Links]:
 
 
 @contextmanager
-def system_ports(request: Request) -> Iterator[Ports]:
+def system_ports(request: Request, notes: Notes) -> Iterator[Ports]:
     # PATH first, as the reference's exec.LookPath("iptables"): a host that picked legacy
     # iptables through PATH gets the legacy backend. Then CNI_PATH and the usual dirs.
     dirs = [request.search_path, *request.path, "/usr/sbin:/usr/bin:/sbin:/bin"]
@@ -33,12 +34,13 @@ def system_ports(request: Request) -> Iterator[Ports]:
             host=host,
             open_netns=_open_netns,
             sysctl=ProcSysctl(),
-            open_store=DiskStore,
+            ipam=lambda conf, req: ipam_for(conf, req, DiskStore, notes),
             masq=lambda preference: default_backend(path_env, preference),
             masq_all=lambda: all_backends(path_env),
             netns_exists=netns_exists,
             check_netns=check_netns,
             netns_sysctl=write_in_netns,
             random_suffix=lambda: secrets.token_hex(4),
+            notes=notes,
             spoof=lambda: spoof_checker(path_env),
         )

@@ -3,16 +3,12 @@ and that no plugin path imports it. No root, no timing."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from cni_bridge_py.bench.profile import importtime_summary
-from cni_bridge_py.bench.report import Table, markdown_table
-from cni_bridge_py.bench.results import Results, Series
-from cni_bridge_py.bench.scenarios import Plan
+from tools.bench.profile import importtime_summary
+from tools.bench.report import Table, markdown_table
+from tools.bench.results import Results, Series
+from tools.bench.scenarios import Plan
 
 
 def test_median_and_nearest_rank_p95() -> None:
@@ -70,14 +66,3 @@ def test_importtime_summary_groups_by_package() -> None:
     text = importtime_summary(stderr, 5)
     assert "3 modules, 3.5 ms importing" in text
     assert "     3.0 ms  pyroute2" in text
-
-
-def test_no_plugin_path_imports_the_benchmark() -> None:
-    code = (
-        "import json, sys\n"
-        "import cni_bridge_py.cli, cni_bridge_py.front, cni_bridge_py.verbs\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('cni_bridge_py'))))\n"
-    )
-    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
-    assert not [m for m in json.loads(out) if m.startswith("cni_bridge_py.bench")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cni_bridge_py.bench.harness import NETNS_DIR, PREFIX, root_links
+from tools.bench.harness import NETNS_DIR, PREFIX, root_links
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     md, js = out / "benchmarks.md", out / "benchmarks.json"
     links_before = [link for link in root_links() if link.startswith(PREFIX)]
     proc = subprocess.run(
-        [sys.executable, "-m", "cni_bridge_py.bench", "--quick", "--out-md", str(md),
+        [sys.executable, "-m", "tools.bench", "--quick", "--out-md", str(md),
          "--out-json", str(js)],
         capture_output=True, text=True, cwd=REPO, timeout=540, check=False,
     )  # fmt: skip

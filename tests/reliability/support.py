@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cni_bridge_py.runner import container_id_for
+from cni_bridge_py.runner.cnitool import container_id_for
 from tests.integration.netns import Namespace, NamespaceFactory, sh
 from tests.integration.plugin import MINIMAL_PATH, Outcome, Plugin
 

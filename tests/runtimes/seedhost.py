@@ -28,6 +28,13 @@ from tests.runtimes.support import REPO, run
 
 README = REPO / "README.md"
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def reader_path() -> str:
+    """The reader's PATH: the test runner's (the `python3` that made the venv) and root's."""
+    return ":".join(p for p in (os.environ.get("PATH", ""), ROOT_PATH) if p)
+
+
 # Fixed paths of the README and of libcni, each a test directory inside the namespace.
 SEED_PATHS = ("/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni", "/run/netns")
 
@@ -101,7 +108,7 @@ class SeedHost:
         """One command line as a root shell in a clone of this repository runs it; `exports`
         are the README's earlier `export ...` lines."""
         script = "\n".join(["set -e", f"cd {REPO}", *exports, line])
-        env = {"PATH": ROOT_PATH, "HOME": os.environ.get("HOME", "/root"), "LC_ALL": "C.UTF-8"}
+        env = {"PATH": reader_path(), "HOME": os.environ.get("HOME", "/root"), "LC_ALL": "C.UTF-8"}
         return run(self.ns.argv("bash", "-c", script), env=env, check=check, timeout=timeout)
 
     def close(self) -> None:

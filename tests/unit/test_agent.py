@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from cni_bridge_py import agent, agent_client
-from cni_bridge_py.agent import NetworkLocks, serve_request
-from cni_bridge_py.agent_protocol import (
+from cni_bridge_py.agent import client as agent_client
+from cni_bridge_py.agent import server as agent
+from cni_bridge_py.agent.protocol import (
     AgentRequest,
     ProtocolError,
     encode_reply,
     netns_identity,
     read_frame,
 )
-from cni_bridge_py.front import Request
+from cni_bridge_py.agent.server import NetworkLocks, serve_request
+from cni_bridge_py.request import Notes, Request
 
 CONFIG = b'{"cniVersion":"1.0.0","name":"net1","type":"cni-bridge-py"}'
 ENV = {
@@ -78,7 +79,7 @@ def test_serve_request_runs_the_same_front_and_locks_per_network() -> None:
     seen: list[str] = []
     locks = NetworkLocks()
 
-    def run(request: Request) -> str:
+    def run(request: Request, notes: Notes) -> str:
         assert locks.for_network("net1").locked()
         seen.append(request.command)
         return "result"
@@ -90,7 +91,7 @@ def test_serve_request_runs_the_same_front_and_locks_per_network() -> None:
 
 
 def test_serve_request_refuses_another_namespace_and_answers_errors_as_cni_errors() -> None:
-    def run(request: Request) -> str:
+    def run(request: Request, notes: Notes) -> str:
         raise AssertionError("must not run")
 
     locks = NetworkLocks()
@@ -198,7 +199,8 @@ def test_a_caller_that_sends_nothing_is_dropped_and_others_are_served(
 ) -> None:
     """A connection that never sends its request does not keep a thread forever."""
     monkeypatch.setattr(agent, "REQUEST_READ_TIMEOUT_S", 0.2)
-    server = agent.AgentServer(str(tmp_path / "run" / "agent.sock"), lambda request: "served")
+    path = str(tmp_path / "run" / "agent.sock")
+    server = agent.AgentServer(path, lambda request, notes: "served")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:

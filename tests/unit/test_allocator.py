@@ -12,8 +12,9 @@ from cni_bridge_py.ipam import allocator
 from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.disk import DiskStore
 from cni_bridge_py.ipam.ranges import Range, RangeSet
-from cni_bridge_py.ipam.store import MemoryStore, Store
+from cni_bridge_py.ipam.store import Store
 from cni_bridge_py.result import IPConfig
+from tests.doubles.store import MemoryStore
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network

@@ -10,6 +10,7 @@ import pytest
 from cni_bridge_py import config
 from cni_bridge_py.errors import InvalidConfig
 from cni_bridge_py.ipam.ranges import Range
+from cni_bridge_py.netaddr import IPAddress
 from cni_bridge_py.result import DNS, Route
 
 ip = ipaddress.ip_address
@@ -57,7 +58,6 @@ def test_defaults() -> None:
     assert conf.ipam is None  # no ipam: L2 mode
     assert conf.prev_result is None
     assert conf.runtime_mac == ""
-    assert conf.requested_ips == ()
 
 
 def test_empty_bridge_name_means_cni0() -> None:
@@ -179,7 +179,7 @@ def test_ipam_without_type_is_code_7(ipam: dict[str, Any]) -> None:
 
 def test_other_ipam_types_are_delegated() -> None:
     conf = parse(ipam={"type": "dhcp", "daemonSocketPath": "/run/cni/dhcp.sock"})
-    assert conf.ipam == config.IpamConf("dhcp")  # host_local None: run the dhcp executable
+    assert conf.ipam == config.IpamConf("mynet", "dhcp")  # host_local None: run the dhcp executable
 
 
 @pytest.mark.parametrize("name", ["../bin/sh", "/usr/lib/cni/static", ".", ".."])
@@ -277,8 +277,8 @@ def test_no_configured_ranges_when_the_runtime_supplies_ip_ranges() -> None:
     """A network whose only range comes from the runtime (as the reference allows)."""
     runtime = {"ipRanges": [[{"subnet": "10.199.0.0/24"}]]}
     conf = parse(ipam=host_local(), runtimeConfig=runtime)
-    assert ranges_of(conf) == []
-    assert ranges_of(parse(ipam=host_local(ranges=[]), runtimeConfig=runtime)) == []
+    assert [str(r.subnet) for rs in ranges_of(conf) for r in rs] == ["10.199.0.0/24"]
+    assert ranges_of(parse(ipam=host_local(ranges=[]), runtimeConfig=runtime)) == ranges_of(conf)
     # An empty or absent ipRanges does not count: still "no IP ranges".
     empties: list[dict[str, Any]] = [{"ipRanges": []}, {"ips": ["10.1.0.5"]}, {}]
     for empty in empties:
@@ -437,12 +437,18 @@ def test_bad_prev_result_is_code_7(prev: dict[str, Any]) -> None:
     assert '"prevResult"' in problem(prevResult=prev).msg
 
 
+def requested(cni_args: dict[str, str]) -> tuple[IPAddress, ...]:
+    conf = parse(cni_args, ipam=host_local(subnet="10.1.0.0/16"))
+    assert conf.ipam is not None and conf.ipam.host_local is not None
+    return conf.ipam.host_local.requested
+
+
 def test_cni_args_ip_and_mac() -> None:
-    conf = parse({"IP": "10.1.0.5,2001:db8::5/64", "MAC": "AA:bb:CC:dd:EE:ff", "K8S_POD_NAME": "w"})
-    assert conf.requested_ips == (ip("10.1.0.5"), ip("2001:db8::5"))
-    assert conf.runtime_mac == "aa:bb:cc:dd:ee:ff"
-    assert parse({"IP": "10.1.0.5/24"}).requested_ips == (ip("10.1.0.5"),)
-    assert parse({"IP": ""}).requested_ips == ()
+    args = {"IP": "10.1.0.5,2001:db8::5/64", "MAC": "AA:bb:CC:dd:EE:ff", "K8S_POD_NAME": "w"}
+    assert requested(args) == (ip("10.1.0.5"), ip("2001:db8::5"))
+    assert parse(args).runtime_mac == "aa:bb:cc:dd:ee:ff"
+    assert requested({"IP": "10.1.0.5/24"}) == (ip("10.1.0.5"),)
+    assert requested({"IP": ""}) == ()
 
 
 @pytest.mark.parametrize(
@@ -456,4 +462,5 @@ def test_cni_args_ip_and_mac() -> None:
     ],
 )
 def test_bad_cni_args(args: dict[str, str]) -> None:
-    assert "CNI_ARGS" in problem(args).msg
+    # IP= is host-local's: read only when host-local is the IPAM.
+    assert "CNI_ARGS" in problem(args, ipam=host_local(subnet="10.1.0.0/24")).msg

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from cni_bridge_py import front
+from cni_bridge_py.answer import Answer
 from cni_bridge_py.errors import InvalidEnvironment
+from cni_bridge_py.request import Notes, Request
 
 CONFIG: dict[str, Any] = {"cniVersion": "1.0.0", "name": "mynet", "type": "bridge"}
 FULL_ENV = {
@@ -33,19 +35,19 @@ class Recorder:
     """A dispatch that records the request instead of touching the kernel."""
 
     def __init__(self, answer: str = "done") -> None:
-        self.requests: list[front.Request] = []
+        self.requests: list[Request] = []
         self.answer = answer
 
-    def __call__(self, request: front.Request) -> str:
+    def __call__(self, request: Request, notes: Notes) -> str:
         self.requests.append(request)
         return self.answer
 
 
-def refuse(request: front.Request) -> str:
+def refuse(request: Request, notes: Notes) -> str:
     raise AssertionError(f"dispatch must not run for {request.command}")
 
 
-def error_of(response: front.Response) -> dict[str, Any]:
+def error_of(response: Answer) -> dict[str, Any]:
     assert response.exit_code == 1
     assert response.stdout.endswith("\n")
     data = json.loads(response.stdout)
@@ -116,7 +118,7 @@ def test_all_missing_variables_are_named_at_once() -> None:
 def test_del_without_netns_is_fine() -> None:
     recorder = Recorder("")
     response = front.handle(env_for("DEL", CNI_NETNS="<unset>"), stdin_for(), dispatch=recorder)
-    assert response == front.Response()
+    assert response == Answer()
     assert recorder.requests[0].netns == ""
 
 
@@ -273,7 +275,7 @@ def test_request_fields() -> None:
     stdin = stdin_for(ipam={"type": "host-local"})
     env = env_for("ADD", CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.0.0.5", CNI_PATH="/a::/b")
     response = front.handle(env, stdin, dispatch=recorder)
-    assert response == front.Response(stdout='{"cniVersion": "1.0.0"}')
+    assert response == Answer(stdout='{"cniVersion": "1.0.0"}')
     request = recorder.requests[0]
     assert request.command == "ADD"
     assert request.container_id == "c1"
@@ -287,7 +289,8 @@ def test_request_fields() -> None:
 
 
 def test_error_json_shape() -> None:
-    response = front.handle(env_for("ADD", CNI_NETNS=""), stdin_for(cniVersion="0.4.0"))
+    stdin = stdin_for(cniVersion="0.4.0")
+    response = front.handle(env_for("ADD", CNI_NETNS=""), stdin, dispatch=refuse)
     assert response.exit_code == 1
     assert response.stderr == ""
     assert response.stdout == (
@@ -300,15 +303,29 @@ def test_error_json_shape() -> None:
 
 
 def test_error_from_dispatch_is_printed_in_the_config_version() -> None:
-    def fail(request: front.Request) -> str:
+    def fail(request: Request, notes: Notes) -> str:
         raise InvalidEnvironment("nope", "because")
 
     data = error_of(front.handle(env_for("ADD"), stdin_for(cniVersion="0.3.1"), dispatch=fail))
     assert data == {"cniVersion": "0.3.1", "code": 4, "msg": "nope", "details": "because"}
 
 
+def test_notes_of_a_request_reach_stderr_whether_it_succeeds_or_fails() -> None:
+    def noted(request: Request, notes: Notes) -> str:
+        notes.add("rollback: undoing something failed")
+        if request.command == "DEL":
+            raise InvalidEnvironment("nope")
+        return "{}"
+
+    done = front.handle(env_for("ADD"), stdin_for(), dispatch=noted)
+    assert done == Answer(stdout="{}", stderr="rollback: undoing something failed\n")
+    failed = front.handle(env_for("DEL"), stdin_for(), dispatch=noted)
+    assert failed.exit_code == 1 and json.loads(failed.stdout)["code"] == 4
+    assert failed.stderr == "rollback: undoing something failed\n"
+
+
 def test_unexpected_exception_is_code_999_with_traceback_only_on_stderr() -> None:
-    def crash(request: front.Request) -> str:
+    def crash(request: Request, notes: Notes) -> str:
         raise RuntimeError("kaboom")
 
     response = front.handle(env_for("ADD"), stdin_for(), dispatch=crash)

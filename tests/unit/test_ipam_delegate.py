@@ -14,6 +14,7 @@ from pytest_subprocess.fake_popen import FakePopen
 
 from cni_bridge_py import config, front, spawn
 from cni_bridge_py.errors import DecodingFailure, PassthroughError
+from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.delegate import (
     Delegated,
     IpamPluginFailed,
@@ -22,10 +23,11 @@ from cni_bridge_py.ipam.delegate import (
     plugin_env,
 )
 from cni_bridge_py.ipam.engine import ipam_for
-from cni_bridge_py.ipam.interface import IpamResult
-from cni_bridge_py.ipam.store import MemoryStore
+from cni_bridge_py.ipam.interface import Ipam, IpamResult
 from cni_bridge_py.netaddr import parse_address, parse_interface, parse_network
+from cni_bridge_py.request import Notes, Request
 from cni_bridge_py.result import DNS, IPConfig, Route
+from tests.doubles.store import MemoryStore
 
 STATIC = {"type": "static", "addresses": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"}]}
 RESULT_1_0 = {
@@ -100,7 +102,7 @@ def netconf(version: str = "1.0.0", ipam: dict[str, Any] | None = None) -> dict[
 
 def make_request(
     bins: Bin, conf: dict[str, Any], command: str = "ADD", extra: dict[str, str] | None = None
-) -> front.Request:
+) -> Request:
     env = {
         "CNI_COMMAND": command,
         "CNI_CONTAINERID": "red",
@@ -116,11 +118,29 @@ def make_request(
     return front.parse_request(env, json.dumps(conf, indent=1).encode())
 
 
-def run(bins: Bin, conf: dict[str, Any], verb: str = "add", command: str = "ADD") -> Any:
+def call(ipam: Ipam, verb: str, request: Request) -> Any:
+    who = Attachment(request.container_id, request.ifname)
+    calls = {
+        "add": lambda: ipam.add(who),
+        "delete": lambda: ipam.delete(who),
+        "check": lambda: ipam.check(who),
+        "gc": lambda: ipam.gc(set()),
+        "status": ipam.status,
+    }
+    return calls[verb]()
+
+
+def run(
+    bins: Bin,
+    conf: dict[str, Any],
+    verb: str = "add",
+    command: str = "ADD",
+    notes: Notes | None = None,
+) -> Any:
     request = make_request(bins, conf, command)
-    parsed = config.parse(request.config, request.cni_version, request.args)
-    ipam = ipam_for(parsed, lambda _d, _n: MemoryStore())
-    return getattr(ipam, verb)(request, parsed)
+    parsed = config.parse(request.config, request.cni_version, request.args, command)
+    ipam = ipam_for(parsed.ipam, request, lambda _d, _n: MemoryStore(), notes or Notes())
+    return call(ipam, verb, request)
 
 
 # ---- finding the plugin ----
@@ -161,8 +181,7 @@ def test_names_that_are_not_file_names_are_refused(bins: Bin, name: str) -> None
 def test_add_runs_with_the_same_environment_and_stdin(bins: Bin) -> None:
     bins.expect(RESULT_1_0)
     request = make_request(bins, netconf())
-    parsed = config.parse(request.config, request.cni_version, request.args)
-    got = Delegated("static").add(request, parsed)
+    got = Delegated("static", request, Notes()).add(Attachment("red", "eth0"))
     assert got == EXPECTED
     assert bins.stdins == [request.stdin]
     assert bins.env() == {**request.environ, "CNI_COMMAND": "ADD"}
@@ -181,14 +200,13 @@ def test_gc_and_status_are_forwarded(bins: Bin, verb: str, command: str) -> None
     bins.expect()
     conf = {**netconf("1.1.0"), "cni.dev/valid-attachments": []}
     request = make_request(bins, conf, command, {"CNI_CONTAINERID": "", "CNI_IFNAME": ""})
-    parsed = config.parse(request.config, request.cni_version, request.args)
-    getattr(Delegated("static"), verb)(request, parsed)
+    call(Delegated("static", request, Notes()), verb, request)
     assert bins.env()["CNI_COMMAND"] == command
     assert bins.stdins == [request.stdin]  # the valid attachments travel on stdin
 
 
 def test_environment_is_rebuilt_for_a_request_without_one() -> None:
-    request = front.Request(
+    request = Request(
         command="ADD",
         container_id="red",
         netns="/run/netns/red",
@@ -313,7 +331,7 @@ def test_errors_on_del_pass_through_too(bins: Bin) -> None:
     ],
 )
 def test_a_failure_without_an_error_object_is_described(
-    bins: Bin, capsys: pytest.CaptureFixture[str], stdout: bytes, stderr: bytes, details: str
+    bins: Bin, stdout: bytes, stderr: bytes, details: str
 ) -> None:
     bins.expect(stdout, returncode=2, stderr=stderr)
     with pytest.raises(IpamPluginFailed) as info:
@@ -322,7 +340,11 @@ def test_a_failure_without_an_error_object_is_described(
     assert info.value.details == details
 
 
-def test_stderr_is_passed_through(bins: Bin, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stderr_is_passed_to_the_runtime_in_the_answer_not_ours(
+    bins: Bin, capsys: pytest.CaptureFixture[str]
+) -> None:
     bins.expect(RESULT_1_0, stderr=b"static: a warning\n")
-    run(bins, netconf())
-    assert capsys.readouterr().err == "static: a warning\n"
+    notes = Notes()
+    run(bins, netconf(), notes=notes)
+    assert notes.text() == "static: a warning\n"
+    assert capsys.readouterr().err == ""  # under the agent, our stderr is its journal

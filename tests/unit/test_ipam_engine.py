@@ -20,11 +20,14 @@ from cni_bridge_py.errors import (
     TryAgainLater,
     UnknownContainer,
 )
+from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.disk import DiskStore
 from cni_bridge_py.ipam.engine import HostLocal, NoIpam, ipam_for
 from cni_bridge_py.ipam.interface import IpamResult
-from cni_bridge_py.ipam.store import MemoryStore, Store
+from cni_bridge_py.ipam.store import Store
+from cni_bridge_py.request import Notes, Request
 from cni_bridge_py.result import DNS, IPConfig, Route
+from tests.doubles.store import MemoryStore
 
 ip = ipaddress.ip_address
 iface = ipaddress.ip_interface
@@ -38,7 +41,7 @@ def network(version: str = "1.0.0", **top: Any) -> dict[str, Any]:
 
 def make_request(
     conf: dict[str, Any], command: str = "ADD", cid: str = "red", cni_args: str = ""
-) -> front.Request:
+) -> Request:
     env = {
         "CNI_COMMAND": command,
         "CNI_CONTAINERID": cid,
@@ -58,10 +61,17 @@ class Harness:
         self, conf: dict[str, Any], command: str = "ADD", cid: str = "red", cni_args: str = ""
     ) -> Any:
         request = make_request(conf, command, cid, cni_args)
-        parsed = config.parse(request.config, request.cni_version, request.args)
-        ipam = ipam_for(parsed, lambda _dir, _name: self.store)
-        verb = {"ADD": "add", "DEL": "delete", "CHECK": "check", "GC": "gc", "STATUS": "status"}
-        return getattr(ipam, verb[command])(request, parsed)
+        parsed = config.parse(request.config, request.cni_version, request.args, command)
+        ipam = ipam_for(parsed.ipam, request, lambda _dir, _name: self.store, Notes())
+        who = Attachment(request.container_id, request.ifname)
+        calls = {
+            "ADD": lambda: ipam.add(who),
+            "DEL": lambda: ipam.delete(who),
+            "CHECK": lambda: ipam.check(who),
+            "GC": lambda: ipam.gc(parsed.valid_attachments),
+            "STATUS": ipam.status,
+        }
+        return calls[command]()
 
     def add(self, conf: dict[str, Any], cid: str = "red", cni_args: str = "") -> IpamResult:
         got = self.run(conf, "ADD", cid, cni_args)
@@ -84,31 +94,35 @@ def h(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
 
 def test_no_ipam_is_l2() -> None:
     parsed = config.parse({"cniVersion": "1.0.0", "name": "n", "type": "bridge"}, "1.0.0")
-    ipam = ipam_for(parsed, lambda _d, _n: MemoryStore())
-    assert isinstance(ipam, NoIpam)
     request = make_request({"cniVersion": "1.0.0", "name": "n"})
-    assert ipam.add(request, parsed) == IpamResult()
-    assert ipam.gc(request, parsed) == []
-    ipam.status(request, parsed)
+    ipam = ipam_for(parsed.ipam, request, lambda _d, _n: MemoryStore(), Notes())
+    assert isinstance(ipam, NoIpam)
+    assert ipam.add(Attachment("c", "eth0")) == IpamResult()
+    assert ipam.gc(set()) == []
+    ipam.status()
 
 
 def test_host_local_runs_in_process() -> None:
     parsed = config.parse(network(), "1.0.0")
-    assert isinstance(ipam_for(parsed, lambda _d, _n: MemoryStore()), HostLocal)
+    request = make_request(network())
+    assert isinstance(
+        ipam_for(parsed.ipam, request, lambda _d, _n: MemoryStore(), Notes()), HostLocal
+    )
 
 
 def test_other_types_are_delegated() -> None:
     from cni_bridge_py.ipam.delegate import Delegated
 
     parsed = config.parse({**network(), "ipam": {"type": "static"}}, "1.0.0")
-    ipam = ipam_for(parsed, lambda _d, _n: MemoryStore())
+    request = make_request(network())
+    ipam = ipam_for(parsed.ipam, request, lambda _d, _n: MemoryStore(), Notes())
     assert isinstance(ipam, Delegated) and ipam.plugin == "static"
 
 
 def test_delegating_to_the_plugin_itself_is_refused() -> None:
-    parsed = config.parse({**network(), "ipam": {"type": "bridge"}}, "1.0.0")
+    # A config error, found while parsing: before anything is created.
     with pytest.raises(InvalidConfig, match="is the plugin itself"):
-        ipam_for(parsed, lambda _d, _n: MemoryStore())
+        config.parse({**network(), "ipam": {"type": "bridge"}}, "1.0.0")
 
 
 # ---- ranges ----

@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 
 from cni_bridge_py.errors import InvalidConfig, IOFailure, PluginUnavailable
+from cni_bridge_py.fields import Fields
 from cni_bridge_py.ipam import allocator
 from cni_bridge_py.ipam.allocator import Attachment
+from cni_bridge_py.ipam.config import invalid_config, parse_valid_attachments
 from cni_bridge_py.ipam.disk import DiskStore
-from cni_bridge_py.ipam.gc import gc, valid_attachments
+from cni_bridge_py.ipam.gc import gc
 from cni_bridge_py.ipam.ranges import Range, RangeSet
 from cni_bridge_py.ipam.status import status
-from cni_bridge_py.ipam.store import MemoryStore, Owner, Store, parse_owner
+from cni_bridge_py.ipam.store import Owner, Store, parse_owner
+from tests.doubles.store import MemoryStore
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network
@@ -107,6 +110,14 @@ def test_gc_does_not_touch_other_networks(tmp_path: Path) -> None:
 
 
 # ---- the valid list ----
+
+
+def valid_attachments(config: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    problems: list[str] = []
+    found = parse_valid_attachments(Fields(config, "", problems))
+    if problems:
+        raise invalid_config(problems)
+    return found
 
 
 def test_valid_attachments() -> None:

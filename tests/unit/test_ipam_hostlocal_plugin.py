@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from cni_bridge_py import hostlocal_plugin
 from cni_bridge_py.install import ENTRY_MODULES, EXECUTABLES, launcher_text
+from cni_bridge_py.ipam import plugin as hostlocal_plugin
 
 
 def netconf(data_dir: Path, version: str = "1.0.0", **ipam: Any) -> dict[str, Any]:
@@ -170,9 +170,9 @@ def test_nothing_is_written_outside_data_dir(tmp_path: Path) -> None:
 def test_both_executables_are_installed() -> None:
     assert EXECUTABLES[0] == "cni-bridge-py"  # aliases point at the bridge plugin
     assert "cni-host-local-py" in EXECUTABLES
-    assert ENTRY_MODULES["cni-host-local-py"] == "cni_bridge_py.hostlocal_plugin"
+    assert ENTRY_MODULES["cni-host-local-py"] == "cni_bridge_py.ipam.plugin"
     text = launcher_text("/usr/bin/python3", ENTRY_MODULES["cni-host-local-py"])
-    assert "from cni_bridge_py.hostlocal_plugin import main\n" in text
+    assert "from cni_bridge_py.ipam.plugin import main\n" in text
 
 
 # ---- what it loads ----
@@ -180,7 +180,7 @@ def test_both_executables_are_installed() -> None:
 FORBIDDEN = ("pyroute2", "iptc", "subprocess", "cni_bridge_py.kernel", "cni_bridge_py.firewall")
 SCRIPT = f"""
 import json, sys
-from cni_bridge_py.hostlocal_plugin import main
+from cni_bridge_py.ipam.plugin import main
 rc = main()
 sys.stdout.flush()
 found = sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r}))

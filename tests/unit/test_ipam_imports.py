@@ -13,7 +13,6 @@ import pytest
 FORBIDDEN = ("pyroute2", "iptc", "subprocess", "socket", "cni_bridge_py.kernel")
 PURE = (
     "cni_bridge_py.ipam.config",
-    "cni_bridge_py.ipam.effective",
     "cni_bridge_py.ipam.gc",
     "cni_bridge_py.ipam.interface",
     "cni_bridge_py.ipam.resolvconf",
@@ -45,11 +44,14 @@ def test_engine_loads_the_delegate_only_for_other_types(tmp_path: Path) -> None:
     code = """
 from cni_bridge_py import config
 from cni_bridge_py.ipam.engine import ipam_for
-from cni_bridge_py.ipam.store import MemoryStore
+from cni_bridge_py.request import Notes
+from tests.doubles.store import MemoryStore
 base = {"cniVersion": "1.0.0", "name": "n", "type": "bridge"}
-ipam_for(config.parse({**base, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}},
-         "1.0.0"), lambda d, n: MemoryStore())
+def build(ipam):
+    conf = config.parse({**base, "ipam": ipam}, "1.0.0")
+    return ipam_for(conf.ipam, None, lambda d, n: MemoryStore(), Notes())
+build({"type": "host-local", "subnet": "10.0.0.0/24"})
 assert "cni_bridge_py.ipam.delegate" not in sys.modules
-ipam_for(config.parse({**base, "ipam": {"type": "static"}}, "1.0.0"), lambda d, n: MemoryStore())
+build({"type": "static"})
 """
     assert loaded_after(code, tmp_path) == ["subprocess"]

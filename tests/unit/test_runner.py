@@ -19,7 +19,7 @@ from pytest_subprocess import FakeProcess
 from pytest_subprocess.fake_popen import FakePopen
 
 from cni_bridge_py import spawn
-from cni_bridge_py.runner import absolute_path, container_id_for, run_cnitool
+from cni_bridge_py.runner.cnitool import absolute_path, container_id_for, run_cnitool
 
 RESULT_1: dict[str, Any] = {
     "cniVersion": "1.0.0",

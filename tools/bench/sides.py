@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cni_bridge_py.bench.harness import (
+from tools.bench.harness import (
     MINIMAL_PATH,
     PREFIX,
     BenchError,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cni_bridge_py.runner_cache import RunnerError
+from cni_bridge_py.runner.cache import RunnerError
 
 # The spec version an unversioned config means.
 IMPLICIT_VERSION = "0.1.0"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from cni_bridge_py.runner_cache import (
+from cni_bridge_py.runner.cache import (
     CacheError,
     RunnerError,
     RuntimeConf,
@@ -28,7 +28,7 @@ from cni_bridge_py.runner_cache import (
     remove_result,
     write_result,
 )
-from cni_bridge_py.runner_conf import (
+from cni_bridge_py.runner.conf import (
     IMPLICIT_VERSION,
     ConfigError,
     NetworkList,

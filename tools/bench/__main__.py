@@ -1,4 +1,4 @@
-"""`python -m cni_bridge_py.bench` (`make bench`): the reference plugins and ours, interleaved on
+"""`python -m tools.bench` (`make bench`): the reference plugins and ours, interleaved on
 identical configs in throwaway namespaces; writes a markdown table and the raw numbers as JSON.
 Needs root. `--quick` is the small profile of the smoke test; `--profile add` profiles one ADD.
 """
@@ -16,9 +16,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cni_bridge_py.bench.harness import PREFIX, BenchError, Workspace, root_links
-from cni_bridge_py.bench.profile import VERBS, run_profile
-from cni_bridge_py.bench.report import (
+from cni_bridge_py.install import EXECUTABLES, install
+from tools.bench.harness import PREFIX, BenchError, Workspace, root_links
+from tools.bench.profile import VERBS, run_profile
+from tools.bench.report import (
     Table,
     machine,
     markdown_table,
@@ -27,8 +28,8 @@ from cni_bridge_py.bench.report import (
     versions,
     write_json,
 )
-from cni_bridge_py.bench.results import Results
-from cni_bridge_py.bench.scenarios import (
+from tools.bench.results import Results
+from tools.bench.scenarios import (
     Plan,
     Run,
     concurrent,
@@ -38,7 +39,7 @@ from cni_bridge_py.bench.scenarios import (
     version_and_errors,
     warm_up,
 )
-from cni_bridge_py.bench.sides import (
+from tools.bench.sides import (
     AGENT_ENV,
     REFERENCE_DIR,
     Agent,
@@ -46,7 +47,6 @@ from cni_bridge_py.bench.sides import (
     agent_support,
     make_side,
 )
-from cni_bridge_py.install import EXECUTABLES, install
 
 QUICK = Plan(calls=3, concurrency=(4,), scale=(0, 5), pairs=2, rounds=1)
 MODES = {"oneshot": "one-shot", "one-shot": "one-shot", "agent": "agent"}
@@ -72,7 +72,7 @@ def _modes(text: str) -> tuple[str, ...]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cni_bridge_py.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     p.add_argument("--calls", type=int, help="sequential calls per verb (default 50)")
     p.add_argument("--concurrency", type=_ints, help="concurrent calls, e.g. 20,64")
     p.add_argument("--scale", type=_ints, help="attachments already on the bridge: 0,100,250")

@@ -14,28 +14,18 @@ import _socket
 import os
 from collections.abc import Mapping
 
-from cni_bridge_py.agent_path import listening_socket
-from cni_bridge_py.agent_protocol import (
+from cni_bridge_py.agent.path import listening_socket
+from cni_bridge_py.agent.protocol import (
     AgentRequest,
     ProtocolError,
     netns_identity,
     read_frame,
 )
+from cni_bridge_py.answer import Answer
 
 CONNECT_TIMEOUT_S = 0.25
 # ADD may wait seconds for a bridge port; a runtime's own timeout is longer still.
 REPLY_TIMEOUT_S = 120.0
-
-
-class Answer:
-    """What the agent printed and its exit code (a plain class: no dataclasses import)."""
-
-    __slots__ = ("exit_code", "stderr", "stdout")
-
-    def __init__(self, stdout: str, stderr: str, exit_code: int) -> None:
-        self.stdout = stdout
-        self.stderr = stderr
-        self.exit_code = exit_code
 
 
 def forward(env: Mapping[str, str], stdin: bytes) -> Answer | None:

@@ -13,10 +13,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from cni_bridge_py.bench.harness import PREFIX, BenchError, CallResult, Workspace, tool
-from cni_bridge_py.bench.scenarios import MALFORMED, VERSION_STDIN, populate
-from cni_bridge_py.bench.sides import AGENT_ENV, Agent, Lane, agent_support, make_side
 from cni_bridge_py.install import EXECUTABLES, install
+from tools.bench.harness import PREFIX, BenchError, CallResult, Workspace, tool
+from tools.bench.scenarios import MALFORMED, VERSION_STDIN, populate
+from tools.bench.sides import AGENT_ENV, Agent, Lane, agent_support, make_side
 
 VERBS = ("add", "check", "del", "version", "error")
 

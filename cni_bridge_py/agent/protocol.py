@@ -14,7 +14,7 @@ import struct
 
 # Not typing/dataclasses/socket.py: each front run pays for what it imports (typing ~5 ms,
 # dataclasses pulls inspect ~8 ms, socket.py builds enums ~5 ms); mypy honours the name.
-from cni_bridge_py.agent_path import DEFAULT_SOCKET, SOCKET_ENV
+from cni_bridge_py.agent.path import DEFAULT_SOCKET, SOCKET_ENV
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cni_bridge_py.bench.harness import (
+from tools.bench.harness import (
     MINIMAL_PATH,
     PREFIX,
     BenchError,
@@ -23,8 +23,8 @@ from cni_bridge_py.bench.harness import (
     nat_leftovers,
     reservations,
 )
-from cni_bridge_py.bench.results import Results
-from cni_bridge_py.bench.sides import CNI_VERSION, NETWORK, Lane
+from tools.bench.results import Results
+from tools.bench.sides import CNI_VERSION, NETWORK, Lane
 
 VERSION_STDIN = f'{{"cniVersion":"{CNI_VERSION}"}}'.encode()  # what libcni sends
 MALFORMED = f'{{"cniVersion": "{CNI_VERSION}", "name": "{NETWORK}", "type": '.encode()

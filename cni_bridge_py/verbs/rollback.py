@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 import traceback
 from collections.abc import Callable
 from types import TracebackType
 
+from cni_bridge_py.request import Notes
+
 
 class Rollback:
-    def __init__(self) -> None:
+    """Undo failures are noted for the runtime's log, not raised: the original error is what
+    the runtime must see."""
+
+    def __init__(self, notes: Notes) -> None:
+        self._notes = notes
         self._undo: list[tuple[str, Callable[[], object]]] = []
 
     def push(self, what: str, undo: Callable[[], object]) -> None:
@@ -29,4 +34,4 @@ class Rollback:
             try:
                 undo()
             except Exception:
-                sys.stderr.write(f"rollback: undoing {what} failed:\n{traceback.format_exc()}")
+                self._notes.add(f"rollback: undoing {what} failed:\n{traceback.format_exc()}")

@@ -8,7 +8,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cni_bridge_py.bench.harness import CallResult
+from tools.bench.harness import CallResult
 
 
 @dataclass

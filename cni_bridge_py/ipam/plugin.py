@@ -15,17 +15,19 @@ from collections.abc import Mapping
 
 from cni_bridge_py import __version__, front
 from cni_bridge_py import version as versions
+from cni_bridge_py.answer import Answer
 from cni_bridge_py.cli import serve
-from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig
 from cni_bridge_py.fields import Fields
+from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.config import (
     IpamConf,
-    has_runtime_ranges,
     invalid_config,
     parse_host_local,
-    requested_ips,
+    parse_valid_attachments,
+    require_one_per_family,
 )
+from cni_bridge_py.request import Notes, Request
 from cni_bridge_py.result import Result
 
 
@@ -37,15 +39,16 @@ def about() -> str:
     )
 
 
-def handle(env: Mapping[str, str], stdin: bytes) -> front.Response:
+def handle(env: Mapping[str, str], stdin: bytes) -> Answer:
     if not env.get("CNI_COMMAND"):
-        return front.Response(stderr=about())
+        return Answer(stderr=about())
     return front.handle(env, stdin, dispatch)
 
 
-def load(request: front.Request) -> NetConf:
-    """What host-local reads from the main plugin's config: the network name, the "ipam"
-    section and the requested addresses (ipRanges and args are read per verb)."""
+def load(request: Request) -> tuple[IpamConf, frozenset[tuple[str, str]]]:
+    """What host-local reads of the main plugin's config: the network's name, the "ipam"
+    section (whatever its "type" says, this plugin is host-local) with the runtime's
+    additions, and for GC the valid attachments."""
     problems: list[str] = []
     top = Fields(request.config, "", problems)
     section = top.obj("ipam")
@@ -55,37 +58,38 @@ def load(request: front.Request) -> NetConf:
         raise InvalidConfig(
             "IPAM config missing 'ipam' key", 'the main plugin\'s config needs an "ipam" object'
         )
-    settings = parse_host_local(section, has_runtime_ranges(request.config))
-    wanted = requested_ips(request.args.get("IP", ""), problems)
+    adding = request.command == "ADD"
+    settings = parse_host_local(section, top, adding=adding, cni_args_ip=request.args.get("IP", ""))
+    valid = parse_valid_attachments(top) if request.command == "GC" else frozenset()
     if problems:
         raise invalid_config(problems)
-    return NetConf(
-        cni_version=request.cni_version,
-        name=str(request.config["name"]),  # checked by the front
-        ipam=IpamConf(section.get("type", str, ""), settings),
-        requested_ips=wanted,
-    )
+    # The front checked "name".
+    ipam = IpamConf(str(request.config["name"]), section.get("type", str, ""), settings)
+    if adding:
+        require_one_per_family(ipam, request.cni_version)
+    return ipam, valid
 
 
-def dispatch(request: front.Request) -> str:
-    conf = load(request)
-    assert conf.ipam is not None and conf.ipam.host_local is not None
+def dispatch(request: Request, notes: Notes) -> str:
+    ipam_conf, valid = load(request)
     # Loaded only for a real request: VERSION and argument errors never open the store.
     from cni_bridge_py.ipam.disk import DiskStore  # noqa: PLC0415
     from cni_bridge_py.ipam.engine import HostLocal  # noqa: PLC0415
 
-    ipam = HostLocal(conf.ipam.host_local, DiskStore)
+    assert ipam_conf.host_local is not None
+    ipam = HostLocal(ipam_conf.network, ipam_conf.host_local, DiskStore)
+    who = Attachment(request.container_id, request.ifname)
     if request.command == "ADD":
-        got = ipam.add(request, conf)
-        return Result(ips=got.ips, routes=got.routes, dns=got.dns).to_json(conf.cni_version)
+        got = ipam.add(who)
+        return Result(ips=got.ips, routes=got.routes, dns=got.dns).to_json(request.cni_version)
     if request.command == "DEL":
-        ipam.delete(request, conf)
+        ipam.delete(who)
     elif request.command == "CHECK":
-        ipam.check(request, conf)
+        ipam.check(who)
     elif request.command == "GC":
-        ipam.gc(request, conf)
+        ipam.gc(valid)
     elif request.command == "STATUS":
-        ipam.status(request, conf)
+        ipam.status()
     return ""
 
 

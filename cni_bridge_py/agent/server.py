@@ -21,10 +21,9 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from cni_bridge_py.agent_protocol import (
+from cni_bridge_py.agent.protocol import (
     DEFAULT_SOCKET,
     AgentRequest,
     ProtocolError,
@@ -32,8 +31,10 @@ from cni_bridge_py.agent_protocol import (
     netns_identity,
     read_frame,
 )
+from cni_bridge_py.answer import Answer
 from cni_bridge_py.errors import DecodingFailure
-from cni_bridge_py.front import Request, Response, handle
+from cni_bridge_py.front import handle
+from cni_bridge_py.request import Handler, Notes, Request
 
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 # How long a caller may take to send its whole request (the front sends it at once).
@@ -53,23 +54,23 @@ class NetworkLocks:
 
 
 def serve_request(
-    request: AgentRequest, own_netns: list[int], run: Callable[[Request], str], locks: NetworkLocks
+    request: AgentRequest, own_netns: list[int], run: Handler, locks: NetworkLocks
 ) -> dict[str, Any]:
     """One request, as the one-shot plugin would answer it."""
     if request.netns != own_netns:
         return {"refused": "the caller is in another network namespace"}
 
-    def locked(parsed: Request) -> str:
+    def locked(parsed: Request, notes: Notes) -> str:
         with locks.for_network(str(parsed.config.get("name", ""))):
-            return run(parsed)
+            return run(parsed, notes)
 
     started = time.monotonic()
-    response = handle(request.env, request.stdin, locked)
-    _log(request, response, time.monotonic() - started)
-    return {"stdout": response.stdout, "stderr": response.stderr, "exit_code": response.exit_code}
+    answer = handle(request.env, request.stdin, locked)
+    _log(request, answer, time.monotonic() - started)
+    return {"stdout": answer.stdout, "stderr": answer.stderr, "exit_code": answer.exit_code}
 
 
-def _log(request: AgentRequest, response: Response, seconds: float) -> None:
+def _log(request: AgentRequest, response: Answer, seconds: float) -> None:
     """One line per request on the agent's stderr (the journal, under systemd)."""
     env = request.env
     sys.stderr.write(
@@ -120,7 +121,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     # A burst of container starts must queue in the kernel, not time out into one-shot runs.
     request_queue_size = 512
 
-    def __init__(self, path: str, run: Callable[[Request], str]) -> None:
+    def __init__(self, path: str, run: Handler) -> None:
         self.run = run
         self.locks = NetworkLocks()
         self.own_netns = netns_identity()
@@ -160,12 +161,12 @@ def _prepare_socket_path(path: str) -> None:
     raise SystemExit(f"an agent already listens on {path}")
 
 
-def _warm_up() -> Callable[[Request], str]:
+def _warm_up() -> Handler:
     """Import what every request needs, once."""
-    from cni_bridge_py import verbs  # noqa: PLC0415
-    from cni_bridge_py.verbs import add, check, delete, gc, status, system  # noqa: F401, PLC0415
+    from cni_bridge_py.verbs import system  # noqa: F401, PLC0415 - pyroute2 and the firewall
+    from cni_bridge_py.verbs.dispatch import dispatch  # noqa: PLC0415
 
-    return verbs.dispatch
+    return dispatch
 
 
 def main(argv: list[str]) -> int:
@@ -188,4 +189,4 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["AgentServer", "NetworkLocks", "Response", "main", "serve_request"]
+__all__ = ["AgentServer", "NetworkLocks", "main", "serve_request"]

@@ -1,0 +1,1 @@
+"""The cnitool-compatible runner: `cni-bridge-py cnitool add|check|del|gc|status NET NETNS`."""

@@ -1,0 +1,44 @@
+"""The verb table, as the CNI skeleton's: a validated request in, its stdout back.
+
+The process edge (cli, the agent) passes `dispatch` to front.handle; nothing in the front
+imports this module, so VERSION and every argument or config error are answered without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cni_bridge_py import config
+from cni_bridge_py.ports import Ports
+from cni_bridge_py.request import Notes, Request
+from cni_bridge_py.verbs import add, check, delete, gc, status
+
+# The verbs that print nothing on success (ADD prints its result).
+SILENT: dict[str, Callable[[Request, config.NetConf, Ports], object]] = {
+    "DEL": delete.delete,
+    "CHECK": check.check,
+    "GC": gc.gc,
+    "STATUS": status.status,
+}
+
+
+def dispatch(request: Request, notes: Notes) -> str:
+    """Run one validated request on the real kernel, firewall and store."""
+    from cni_bridge_py.verbs.system import system_ports  # noqa: PLC0415 - loads pyroute2
+
+    conf = prepare(request)
+    with system_ports(request, notes) as ports:
+        return run(request, conf, ports)
+
+
+def prepare(request: Request) -> config.NetConf:
+    """Everything a verb checks before it changes anything: the whole config, as this verb
+    reads it (pure)."""
+    return config.parse(request.config, request.cni_version, request.args, request.command)
+
+
+def run(request: Request, conf: config.NetConf, ports: Ports) -> str:
+    if request.command == "ADD":
+        return add.add(request, conf, ports).to_json(conf.cni_version)
+    SILENT[request.command](request, conf, ports)  # the front admits only these verbs
+    return ""

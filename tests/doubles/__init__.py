@@ -1,0 +1,1 @@
+"""Test doubles of the ports the core receives: in-memory and recording fakes (no root)."""
