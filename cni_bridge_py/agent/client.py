@@ -18,6 +18,7 @@ from cni_bridge_py.agent.path import listening_socket
 from cni_bridge_py.agent.protocol import (
     AgentRequest,
     ProtocolError,
+    decode_reply,
     netns_identity,
     read_frame,
 )
@@ -45,18 +46,11 @@ def forward(env: Mapping[str, str], stdin: bytes) -> Answer | None:
         except OSError:
             return None  # nobody took the request: doing it here is safe
         try:
-            reply = read_frame(sock)
+            return decode_reply(read_frame(sock))  # None: refused, run it here
         except (OSError, ProtocolError):
             return _lost(env, stdin)
     finally:
         sock.close()
-    if "refused" in reply:
-        return None
-    return Answer(
-        stdout=str(reply.get("stdout", "")),
-        stderr=str(reply.get("stderr", "")),
-        exit_code=int(reply.get("exit_code", 1)),
-    )
 
 
 def _paths_are_absolute(env: Mapping[str, str]) -> bool:

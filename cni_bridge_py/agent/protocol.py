@@ -15,6 +15,7 @@ import struct
 # Not typing/dataclasses/socket.py: each front run pays for what it imports (typing ~5 ms,
 # dataclasses pulls inspect ~8 ms, socket.py builds enums ~5 ms); mypy honours the name.
 from cni_bridge_py.agent.path import DEFAULT_SOCKET, SOCKET_ENV
+from cni_bridge_py.answer import Answer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,8 +81,23 @@ class AgentRequest:
             raise ProtocolError(f"malformed request: {exc}") from exc
 
 
-def encode_reply(reply: dict[str, Any]) -> bytes:
-    return _frame(reply)
+def encode_answer(answer: Answer) -> bytes:
+    return _frame({"stdout": answer.stdout, "stderr": answer.stderr, "exit_code": answer.exit_code})
+
+
+def encode_refusal(why: str) -> bytes:
+    """The agent will not act for this caller: it runs the request itself."""
+    return _frame({"refused": why})
+
+
+def decode_reply(body: dict[str, Any]) -> Answer | None:
+    """The agent's Answer, or None when it refused."""
+    if "refused" in body:
+        return None
+    try:
+        return Answer(str(body["stdout"]), str(body["stderr"]), int(body["exit_code"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed reply: {exc}") from exc
 
 
 def _frame(body: dict[str, Any]) -> bytes:

@@ -21,13 +21,13 @@ import struct
 import sys
 import threading
 import time
-from typing import Any
 
 from cni_bridge_py.agent.protocol import (
     DEFAULT_SOCKET,
     AgentRequest,
     ProtocolError,
-    encode_reply,
+    encode_answer,
+    encode_refusal,
     netns_identity,
     read_frame,
 )
@@ -55,10 +55,11 @@ class NetworkLocks:
 
 def serve_request(
     request: AgentRequest, own_netns: list[int], run: Handler, locks: NetworkLocks
-) -> dict[str, Any]:
-    """One request, as the one-shot plugin would answer it."""
+) -> Answer | None:
+    """One request, as the one-shot plugin would answer it; None: not ours to serve (the
+    caller is in another network namespace)."""
     if request.netns != own_netns:
-        return {"refused": "the caller is in another network namespace"}
+        return None
 
     def locked(parsed: Request, notes: Notes) -> str:
         with locks.for_network(str(parsed.config.get("name", ""))):
@@ -67,7 +68,7 @@ def serve_request(
     started = time.monotonic()
     answer = handle(request.env, request.stdin, locked)
     _log(request, answer, time.monotonic() - started)
-    return {"stdout": answer.stdout, "stderr": answer.stderr, "exit_code": answer.exit_code}
+    return answer
 
 
 def _log(request: AgentRequest, response: Answer, seconds: float) -> None:
@@ -81,9 +82,9 @@ def _log(request: AgentRequest, response: Answer, seconds: float) -> None:
     sys.stderr.flush()
 
 
-def _decoding_error(text: str) -> dict[str, Any]:
+def _decoding_error(text: str) -> Answer:
     error = DecodingFailure("the agent could not read the request", text)
-    return {"stdout": error.to_json("1.1.0") + "\n", "stderr": "", "exit_code": 1}
+    return Answer(stdout=error.to_json("1.1.0") + "\n", exit_code=1)
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -93,7 +94,7 @@ class _Handler(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         if not self.server.peer_allowed(sock):
             with contextlib.suppress(OSError):
-                sock.sendall(encode_reply({"refused": "only root may use the agent"}))
+                sock.sendall(encode_refusal("only root may use the agent"))
             return
         # The front sends its request as soon as it is connected: a caller that sends
         # nothing (or half a frame) must not hold a thread forever.
@@ -101,18 +102,20 @@ class _Handler(socketserver.BaseRequestHandler):
         try:
             request = AgentRequest.decode(read_frame(sock))
         except ProtocolError as exc:
-            reply = _decoding_error(str(exc))
+            reply = encode_answer(_decoding_error(str(exc)))
         except OSError as exc:  # timed out, or reset by the caller
             sys.stderr.write(f"dropped a connection before a whole request arrived: {exc}\n")
             sys.stderr.flush()
             return
         else:
             sock.settimeout(None)
-            reply = serve_request(
+            answer = serve_request(
                 request, self.server.own_netns, self.server.run, self.server.locks
             )
+            refused = "the caller is in another network namespace"
+            reply = encode_refusal(refused) if answer is None else encode_answer(answer)
         with contextlib.suppress(OSError):
-            sock.sendall(encode_reply(reply))
+            sock.sendall(reply)
 
 
 class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

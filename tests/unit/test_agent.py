@@ -18,11 +18,12 @@ from cni_bridge_py.agent import server as agent
 from cni_bridge_py.agent.protocol import (
     AgentRequest,
     ProtocolError,
-    encode_reply,
+    encode_answer,
     netns_identity,
     read_frame,
 )
 from cni_bridge_py.agent.server import NetworkLocks, serve_request
+from cni_bridge_py.answer import Answer
 from cni_bridge_py.request import Notes, Request
 
 CONFIG = b'{"cniVersion":"1.0.0","name":"net1","type":"cni-bridge-py"}'
@@ -85,7 +86,7 @@ def test_serve_request_runs_the_same_front_and_locks_per_network() -> None:
         return "result"
 
     reply = serve_request(AgentRequest(ENV, CONFIG, [7, 8]), [7, 8], run, locks)
-    assert reply == {"stdout": "result", "stderr": "", "exit_code": 0}
+    assert reply == Answer(stdout="result")
     assert seen == ["ADD"]
     assert not locks.for_network("net1").locked()
 
@@ -95,9 +96,10 @@ def test_serve_request_refuses_another_namespace_and_answers_errors_as_cni_error
         raise AssertionError("must not run")
 
     locks = NetworkLocks()
-    assert "refused" in serve_request(AgentRequest(ENV, CONFIG, [1, 1]), [2, 2], run, locks)
+    assert serve_request(AgentRequest(ENV, CONFIG, [1, 1]), [2, 2], run, locks) is None
     bad = serve_request(AgentRequest(ENV, b"{", [2, 2]), [2, 2], run, locks)
-    assert bad["exit_code"] == 1 and json.loads(bad["stdout"])["code"] == 6
+    assert bad is not None
+    assert bad.exit_code == 1 and json.loads(bad.stdout)["code"] == 6
 
 
 def test_forward_without_an_agent_is_none(tmp_path: Path) -> None:
@@ -138,8 +140,7 @@ def fake_agent(tmp_path: Path) -> Iterator[Path]:
             with conn:
                 request = AgentRequest.decode(read_frame(conn))
                 assert request.netns == netns_identity()
-                reply = {"stdout": '{"from":"agent"}', "stderr": "", "exit_code": 0}
-                conn.sendall(encode_reply(reply))
+                conn.sendall(encode_answer(Answer(stdout='{"from":"agent"}')))
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()

@@ -128,3 +128,24 @@ def test_nothing_but_the_process_edges_imports_the_verbs_or_the_agent() -> None:
             and any(t.startswith(f"{PACKAGE}.{layer}") for t in targets)
         }
         assert outside <= {f"{PACKAGE}.{u}" for u in users}, (layer, outside)
+
+
+def readme_layout() -> set[str]:
+    """The package entries the README's layout block names ("  cli.py", "  verbs/")."""
+    text = (ROOT.parent / "README.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    inside = block.split(f"{PACKAGE}/", 1)[1].split("\ntools/", 1)[0]
+    return {
+        line.split()[0]
+        for line in inside.splitlines()
+        if line.startswith("  ") and not line.startswith("   ") and line.split()
+    }
+
+
+def test_the_readme_layout_names_every_part_of_the_package() -> None:
+    on_disk = {
+        p.name + ("/" if p.is_dir() else "")
+        for p in ROOT.iterdir()
+        if (p.suffix == ".py" or (p / "__init__.py").exists()) and not p.name.startswith("__")
+    }
+    assert readme_layout() == on_disk
