@@ -112,8 +112,9 @@ def chain_name(network: str, container_id: str) -> str:
 
 
 def nat_rules_for(network: str, container_id: str, address: str, subnet: str) -> list[str]:
-    """The four lines `iptables -t nat -S` shows for one masqueraded container (the shape of
-    shared/reference/direct/state-1-after-add-red/iptables-nat.txt)."""
+    """The four lines `iptables -t nat -S` shows for one masqueraded container: the reference's
+    shape (tests/data/reference/direct/state-1-after-add-red/iptables-nat.txt, checked by
+    tests/unit/test_oracles.py)."""
     chain = chain_name(network, container_id)
     comment = f'--comment "name: \\"{network}\\" id: \\"{container_id}\\""'
     return [
