@@ -1,7 +1,7 @@
 """The interfaces the verbs receive: netlink sessions, the firewall, sysctls and the store.
 
 Real implementations live in kernel/, firewall/ and ipam/ (verbs/system.py wires them);
-unit tests pass fakes (tests/fakes.py).
+unit tests pass fakes (tests/doubles/).
 """
 
 from __future__ import annotations
@@ -100,5 +100,5 @@ class Ports:
     random_suffix: Callable[[], str]
     # What the runtime should read on stderr (rollback failures, GC's removals, ...).
     notes: Notes
-    # macspoofchk (firewall): the nft spoof checker, None when nft is missing (or in fakes).
+    # macspoofchk (firewall): the nft spoof checker, None when nft is missing.
     spoof: Callable[[], SpoofChecker | None] = lambda: None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conformance.normalize import canonical_mac
-from tests.integration.netns import Namespace, sh
+from tests.support.netns import Namespace, sh
 
 # Port (bridge slave) and bridge attributes a CNI plugin sets or could disturb.
 PORT_KEYS = ("state", "hairpin", "isolated", "learning", "flood", "proxy_arp", "neigh_suppress")

@@ -1,7 +1,7 @@
 """Side-by-side runs: one scenario (a network config and a sequence of calls) on two lanes,
 each in its own throwaway host namespace with its own data dir, then a readable diff.
 
-A lane executes the plugin exactly as tests/integration/plugin.py does (`ip netns exec <host>
+A lane executes the plugin exactly as tests/support/plugin.py does (`ip netns exec <host>
 <exe>` with CNI_* variables and the config on stdin). The "reference" lane runs the Debian
 reference bridge (which finds host-local on CNI_PATH=/usr/lib/cni), the "ours" lane the
 installed launcher; a call can pin the other plugin (mixed cases). After every call the lane
@@ -21,10 +21,9 @@ from typing import Any
 
 from tests.conformance import capture
 from tests.conformance.normalize import ZERO_MAC, Labels, canonical_mac, keep_macs
-from tests.integration.netns import Namespace, NamespaceFactory, unique
-from tests.integration.plugin import Plugin
+from tests.support.netns import Namespace, NamespaceFactory, unique
+from tests.support.plugin import REFERENCE_DIR, Plugin, installed_plugin
 
-REFERENCE_DIR = Path("/usr/lib/cni")
 REFERENCE_BRIDGE = REFERENCE_DIR / "bridge"
 BRIDGE = "cbr0"
 NETWORK = "confnet"
@@ -286,19 +285,19 @@ def make_lane(
     default: str,
     namespaces: NamespaceFactory,
     tmp: Path,
-    ours: Path,
+    bin_dir: Path,
     *,
     only: str = "",
 ) -> Lane:
     """A fresh host namespace (lo up) and data dir. `default` is the plugin an unpinned call
-    runs; with `only`, pinned calls run that plugin too (the baseline of a mixed case)."""
-    host = namespaces.new(f"{NS_TAG}h{name[:4]}")
-    host.exec("ip", "link", "set", "lo", "up")
+    runs; with `only`, pinned calls run that plugin too (the baseline of a mixed case). Ours
+    is the launcher installed in `bin_dir`."""
+    host = namespaces.host(f"{NS_TAG}h{name[:4]}")
     data_dir = tmp / name / "networks"
     data_dir.parent.mkdir(parents=True)
     plugins = {
         "ref": Plugin(REFERENCE_BRIDGE, host, str(REFERENCE_DIR)),
-        "ours": Plugin(ours, host, f"{ours.parent}:{REFERENCE_DIR}"),
+        "ours": installed_plugin(bin_dir, host, REFERENCE_DIR),
     }
     if only:
         plugins = dict.fromkeys(plugins, plugins[only])

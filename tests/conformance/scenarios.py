@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conformance.harness import BRIDGE, TMP, Call, DeleteNetns, Scenario, ipam, netconf
-from tests.integration.netns import Namespace
+from tests.support.netns import Namespace
 
 VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
 DEFAULT_ROUTE = {"dst": "0.0.0.0/0"}

@@ -9,15 +9,15 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conformance.harness import NS_TAG, REFERENCE_DIR
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import MINIMAL_PATH
+from tests.conformance.harness import NS_TAG
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import LAUNCHER, REFERENCE_DIR
+from tests.support.runtime import Runtime
 
 NETWORK = "chainnet"
 BRIDGE = "cbr1"
@@ -81,54 +81,30 @@ def conflist(data_dir: Path) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Runner:
-    """`cni-bridge-py cnitool VERB chainnet NETNS`, executed in the host namespace."""
-
-    executable: Path
-    host: Namespace
-    tmp: Path
-
-    def __call__(self, verb: str, container: Namespace) -> subprocess.CompletedProcess[str]:
-        env = {
-            "PATH": MINIMAL_PATH,
-            "NETCONFPATH": str(self.tmp / "net.d"),
-            "CNI_PATH": f"{self.executable.parent}:{REFERENCE_DIR}",
-            "CNI_CACHE_DIR": str(self.tmp / "cache"),
-            "CNI_IFNAME": "eth0",
-            "CAP_ARGS": json.dumps(
-                {
-                    "portMappings": [
-                        {"hostPort": HOST_PORT, "containerPort": CONTAINER_PORT, "protocol": "tcp"}
-                    ]
-                }
-            ),
-        }
-        argv = ["ip", "netns", "exec", self.host.name, str(self.executable), "cnitool"]
-        return subprocess.run(
-            [*argv, verb, NETWORK, container.path],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+PORT_MAPPING = {"hostPort": HOST_PORT, "containerPort": CONTAINER_PORT, "protocol": "tcp"}
 
 
 @pytest.fixture
 def host(namespaces: NamespaceFactory) -> Namespace:
-    ns = namespaces.new(f"{NS_TAG}hchain")
-    ns.exec("ip", "link", "set", "lo", "up")
-    return ns
+    return namespaces.host(f"{NS_TAG}hchain")
 
 
 @pytest.fixture
-def runner(installed: Path, host: Namespace, tmp_path: Path) -> Runner:
+def runtime(installed: Path, host: Namespace, tmp_path: Path) -> Runtime:
+    """Our runner (`cni-bridge-py cnitool`) on chainnet, finding the reference plugins after
+    ours on CNI_PATH, and asking portmap for one mapping (libcni's CAP_ARGS)."""
     (tmp_path / "net.d").mkdir()
     (tmp_path / "net.d" / f"{NETWORK}.conflist").write_text(
         json.dumps(conflist(tmp_path / "networks"))
     )
-    return Runner(installed, host, tmp_path)
+    return Runtime(
+        installed / LAUNCHER,
+        host,
+        tmp_path / "net.d",
+        tmp_path / "cache",
+        f"{installed}:{REFERENCE_DIR}",
+        env={"CAP_ARGS": json.dumps({"portMappings": [PORT_MAPPING]})},
+    )
 
 
 @pytest.fixture
@@ -155,13 +131,16 @@ def nat_and_filter(host: Namespace) -> str:
 
 
 def test_chain_add_check_del(
-    runner: Runner, host: Namespace, listener: tuple[Namespace, subprocess.Popen[str]]
+    runtime: Runtime,
+    host: Namespace,
+    listener: tuple[Namespace, subprocess.Popen[str]],
+    tmp_path: Path,
 ) -> None:
     container, server = listener
     before = (host.link_names(), nat_and_filter(host))
 
-    added = runner("add", container)
-    assert added.returncode == 0, added.stderr
+    added = runtime.run("add", NETWORK, container)
+    assert added.code == 0, added.stderr
     result = json.loads(added.stdout)
     # prevResult flowed through every plugin: the final result is still ours.
     assert result["interfaces"][0]["name"] == BRIDGE
@@ -187,12 +166,12 @@ def test_chain_add_check_del(
     # libcni runs CHECK plugin by plugin: ours, firewall, tuning and bandwidth pass; Debian's
     # portmap 1.1.1 then fails on any IPv4-only container (it checks an IPv6 chain it never
     # made; the same with the reference bridge first).
-    checked = runner("check", container)
-    assert checked.returncode == 1, checked.stderr
+    checked = runtime.run("check", NETWORK, container)
+    assert checked.code == 1, checked.stderr
     assert PORTMAP_CHECK_BUG.fullmatch(checked.stderr.strip()), checked.stderr
 
-    deleted = runner("del", container)
-    assert deleted.returncode == 0, deleted.stderr
+    deleted = runtime.run("del", NETWORK, container)
+    assert deleted.code == 0, deleted.stderr
     assert container.link_names() == ["lo"]
     assert host.links("veth") == [] and host.links("ifb") == []
     after = nat_and_filter(host)
@@ -209,4 +188,4 @@ def test_chain_add_check_del(
         "CNI-HOSTPORT" in line or "CNI-FORWARD" in line or "CNI-ADMIN" in line
         for line in leftover_rules
     ), leftover_rules
-    assert not list((runner.tmp / "networks" / NETWORK).glob("10.*")), "reservation left"
+    assert not list((tmp_path / "networks" / NETWORK).glob("10.*")), "reservation left"

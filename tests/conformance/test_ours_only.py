@@ -24,7 +24,7 @@ from tests.conformance.harness import (
     netconf,
 )
 from tests.conformance.scenarios import TWO_SETS, gateway_net, lifecycle
-from tests.integration.netns import NamespaceFactory
+from tests.support.netns import NamespaceFactory
 
 ADDRESS = "10.188.0.2"
 

@@ -1,62 +1,30 @@
+"""The integration suite: the installed executable as root against throwaway namespaces. The
+shared fixtures (installed, namespaces, host, plugin) are in tests/conftest.py."""
+
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cni_bridge_py.install import install
-from tests.integration.netns import Namespace, NamespaceFactory, unique
-from tests.integration.plugin import Plugin
+from tests.support.netns import Namespace, unique
+from tests.support.plugin import Plugin
+from tests.support.preconditions import require_root
+from tests.support.state import unchanged as unchanged_since
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            item.add_marker(pytest.mark.integration)
+Unchanged = Callable[..., Callable[[], None]]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _root_and_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("integration tests need root (network namespaces, bridges, iptables)")
-    missing = [t for t in ("ip", "iptables", "iptables-save", "ping") if shutil.which(t) is None]
-    if missing:
-        pytest.fail(f"integration tests need {missing}: run .ci/run or apt-get install them")
+def root() -> None:
+    require_root("the integration suite", ("ip", "iptables", "iptables-save", "ping"))
 
 
 @pytest.fixture(scope="session")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The plugin as `make install` lays it out, in a private bin dir."""
-    bin_dir = tmp_path_factory.mktemp("cni-bin")
-    install(bin_dir, python=sys.executable, aliases=("bridge-py-alias",))
-    return bin_dir
-
-
-@pytest.fixture
-def namespaces() -> Iterator[NamespaceFactory]:
-    factory = NamespaceFactory()
-    try:
-        yield factory
-    finally:
-        factory.cleanup()
-
-
-@pytest.fixture
-def host(namespaces: NamespaceFactory) -> Namespace:
-    ns = namespaces.new("host")
-    ns.exec("ip", "link", "set", "lo", "up")
-    return ns
-
-
-@pytest.fixture
-def plugin(installed: Path, host: Namespace) -> Plugin:
-    return Plugin(installed / "cni-bridge-py", host, str(installed))
+def install_aliases() -> tuple[str, ...]:
+    return ("bridge-py-alias",)  # test_install runs the launcher under another name
 
 
 @pytest.fixture
@@ -89,3 +57,14 @@ def netconf(data_dir: Path, bridge_name: str) -> dict[str, Any]:
             "dataDir": str(data_dir),
         },
     }
+
+
+@pytest.fixture
+def unchanged(plugin: Plugin, data_dir: Path) -> Unchanged:
+    """unchanged(*containers) snapshots the host namespace, those containers and the data dir
+    now and returns the check that none of them changed (tests/support/state.py)."""
+
+    def take(*containers: Namespace) -> Callable[[], None]:
+        return unchanged_since(*containers, host=plugin.host, data_dir=data_dir)
+
+    return take

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Plugin, nat_rules_for, reservations, store_files
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import Plugin, nat_rules_for, reservations, store_files
 
 VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 GATEWAY = "192.168.15.5"

@@ -17,20 +17,25 @@ from typing import Any
 
 import pytest
 
-from tests.integration.agent_fixture import RunningAgent, agent_in
-from tests.integration.netns import NamespaceFactory, sh
-from tests.integration.plugin import Plugin, reservations
+from tests.support.agent import Agent
+from tests.support.netns import Namespace, NamespaceFactory, sh
+from tests.support.plugin import Plugin, reservations
+
+
+def agent_in(host: Namespace, launcher: Path, workdir: Path) -> Agent:
+    """The agent with its socket straight in `workdir`, a directory the test can open up."""
+    return Agent(host, launcher, workdir, socket=workdir / "agent.sock")
 
 
 @pytest.fixture
-def agent(plugin: Plugin, tmp_path: Path) -> Iterator[RunningAgent]:
+def agent(plugin: Plugin, tmp_path: Path) -> Iterator[Agent]:
     with agent_in(plugin.host, plugin.executable, tmp_path) as running:
         yield running
 
 
 def test_requests_go_through_the_agent_and_change_the_kernel_as_one_shot(
     plugin: Plugin,
-    agent: RunningAgent,
+    agent: Agent,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
     data_dir: Path,
@@ -52,7 +57,7 @@ def test_requests_go_through_the_agent_and_change_the_kernel_as_one_shot(
 
 
 def test_errors_through_the_agent_are_byte_for_byte_the_one_shot_answers(
-    plugin: Plugin, agent: RunningAgent, namespaces: NamespaceFactory, netconf: dict[str, Any]
+    plugin: Plugin, agent: Agent, namespaces: NamespaceFactory, netconf: dict[str, Any]
 ) -> None:
     red = namespaces.new("red")
     cases: list[tuple[dict[str, Any] | bytes, str]] = [
@@ -75,14 +80,14 @@ def test_errors_through_the_agent_are_byte_for_byte_the_one_shot_answers(
     assert len(agent.served()) == len(cases)
 
 
-def test_socket_is_root_only(agent: RunningAgent) -> None:
+def test_socket_is_root_only(agent: Agent) -> None:
     mode = os.stat(agent.socket).st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
 
 
 def test_twenty_concurrent_adds_through_the_agent(
     plugin: Plugin,
-    agent: RunningAgent,
+    agent: Agent,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
     data_dir: Path,
@@ -114,7 +119,7 @@ def test_twenty_concurrent_adds_through_the_agent(
 
 def test_a_killed_agent_loses_nothing_and_the_front_works_alone(
     plugin: Plugin,
-    agent: RunningAgent,
+    agent: Agent,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
     data_dir: Path,
@@ -123,8 +128,8 @@ def test_a_killed_agent_loses_nothing_and_the_front_works_alone(
     env = agent.env()
     plugin.run("ADD", netconf, container_id="red", netns=red.path, extra_env=env).ok()
     # SIGKILL the agent itself (the child of `ip netns exec`, which execs it: same pid).
-    os.kill(agent.proc.pid, signal.SIGKILL)
-    agent.proc.wait()
+    os.kill(agent.pid, signal.SIGKILL)
+    agent.wait_exit()
     assert agent.socket.exists()  # a stale socket: connecting to it is refused
     plugin.run("ADD", netconf, container_id="blue", netns=blue.path, extra_env=env).ok()
     assert blue.addresses("eth0") == ["192.168.15.2/24"]
@@ -179,7 +184,7 @@ def test_a_non_root_caller_is_refused(plugin: Plugin) -> None:
 
 
 def test_malformed_and_oversized_requests_get_errors_and_the_agent_keeps_serving(
-    plugin: Plugin, agent: RunningAgent
+    plugin: Plugin, agent: Agent
 ) -> None:
     for payload in (struct.pack(">I", 5) + b"nope!", struct.pack(">I", 100 * 1024 * 1024)):
         with socket.socket(socket.AF_UNIX) as s:
@@ -190,4 +195,4 @@ def test_malformed_and_oversized_requests_get_errors_and_the_agent_keeps_serving
             body = s.recv(struct.unpack(">I", header)[0])
             assert json.loads(json.loads(body)["stdout"])["code"] == 6
     plugin.run("VERSION", b"", extra_env=agent.env()).ok()
-    assert agent.proc.poll() is None
+    assert agent.alive()

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import NamespaceFactory
-from tests.integration.plugin import Plugin
+from tests.support.netns import NamespaceFactory
+from tests.support.plugin import Plugin
 
 
 def slave_data(plugin: Plugin) -> dict[str, Any]:

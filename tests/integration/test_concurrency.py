@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Outcome, Plugin, chain_name, reservations
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import Outcome, Plugin, chain_name, reservations
 
 COUNT = 20
 GATEWAY = "192.168.15.5"

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Plugin, nat_rules_for, reservations, store_files
+from tests.integration.conftest import Unchanged
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import Plugin, nat_rules_for, reservations
+from tests.support.state import unchanged as unchanged_since
 
 SUBNET = "192.168.15.0/24"
 GATEWAY_CIDR = "192.168.15.5/24"
@@ -68,16 +70,14 @@ def test_del_after_netns_deleted_removes_nat_too(
 
 
 def test_del_unknown_container_succeeds_and_changes_nothing(
-    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any], data_dir: Path
+    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any], unchanged: Unchanged
 ) -> None:
     red = add_red(plugin, namespaces, netconf)
     ghost = namespaces.new("ghost")
-    before = (plugin.host.snapshot(), red.snapshot(), plugin.host.nat_rules())
-    files_before = store_files(data_dir, "testnet")
+    verify = unchanged(red)
     plugin.run("DEL", netconf, container_id="nobody", netns=ghost.path).ok()
     plugin.run("DEL", netconf, container_id="nobody", netns="").ok()
-    assert (plugin.host.snapshot(), red.snapshot(), plugin.host.nat_rules()) == before
-    assert store_files(data_dir, "testnet") == files_before
+    verify()
 
 
 def test_del_on_fresh_host_succeeds(
@@ -115,13 +115,13 @@ def test_del_one_leaves_the_other_intact(
     red = add_red(plugin, namespaces, netconf)
     blue = namespaces.new("blue")
     plugin.run("ADD", netconf, container_id="blue1", netns=blue.path).ok()
-    blue_before = blue.snapshot()
+    verify_blue = unchanged_since(blue)
     veths_before = plugin.host.links("veth")
 
     plugin.run("DEL", netconf, container_id="red1", netns=red.path).ok()
 
     assert red.link_names() == ["lo"]
-    assert blue.snapshot() == blue_before
+    verify_blue()
     blue_peer = (blue.link("eth0") or {})["link_index"]
     blue_veth = [v["ifname"] for v in veths_before if v["ifindex"] == blue_peer]
     assert [v["ifname"] for v in plugin.host.links("veth")] == blue_veth
@@ -194,12 +194,12 @@ def test_del_in_plugins_own_namespace_removes_no_host_link(
     """CNI_NETNS naming the plugin's own namespace must not make DEL remove a host link
     called like CNI_IFNAME (here: a plain eth0 in the test's host namespace)."""
     kind = plugin.host.add_plain_link("eth0")
-    before = plugin.host.snapshot()
+    verify = unchanged_since(host=plugin.host)
     for netns in ("/proc/self/ns/net", plugin.host.path):
         out = plugin.run("DEL", netconf, container_id="red1", netns=netns)
         if out.code != 0:
             out.cni_error()
-        assert plugin.host.snapshot() == before
+        verify()
     assert (plugin.host.link("eth0") or {})["linkinfo"]["info_kind"] == kind
 
 
@@ -209,7 +209,7 @@ def test_del_leaves_a_non_veth_ifname_alone(
     """Only a veth can be ours: a same-named interface of another kind stays."""
     red = namespaces.new("red")
     kind = red.add_plain_link("eth0")
-    before = red.snapshot()
+    verify = unchanged_since(red)
     plugin.run("DEL", netconf, container_id="red1", netns=red.path).ok()
-    assert red.snapshot() == before
+    verify()
     assert (red.link("eth0") or {})["linkinfo"]["info_kind"] == kind

@@ -4,40 +4,15 @@ table or the data dir."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Plugin, reservations, store_files
-
-State = tuple[Any, ...]
-
-
-def state_of(plugin: Plugin, data_dir: Path, *containers: Namespace) -> State:
-    return (
-        plugin.host.snapshot(),
-        [c.snapshot() for c in containers],
-        plugin.host.exec("iptables", "-t", "nat", "-S"),
-        store_files(data_dir, "testnet"),
-    )
-
-
-@pytest.fixture
-def unchanged(plugin: Plugin, data_dir: Path) -> Callable[..., Callable[[], None]]:
-    """unchanged(*namespaces) snapshots now and returns a checker for later."""
-
-    def take(*containers: Namespace) -> Callable[[], None]:
-        before = state_of(plugin, data_dir, *containers)
-
-        def verify() -> None:
-            assert state_of(plugin, data_dir, *containers) == before
-
-        return verify
-
-    return take
+from tests.integration.conftest import Unchanged
+from tests.support.netns import NamespaceFactory
+from tests.support.plugin import Plugin, reservations
+from tests.support.state import unchanged as unchanged_since
 
 
 def test_existing_non_bridge_link_is_code_7_and_untouched(
@@ -49,17 +24,14 @@ def test_existing_non_bridge_link_is_code_7_and_untouched(
 ) -> None:
     kind = plugin.host.add_plain_link(bridge_name)
     red = namespaces.new("red")
-    host_before, red_before = plugin.host.snapshot(), red.snapshot()
-    nat_before = plugin.host.exec("iptables", "-t", "nat", "-S")
+    verify = unchanged_since(red, host=plugin.host)
 
     body = plugin.run("ADD", netconf, container_id="red1", netns=red.path).cni_error()
 
     assert body["code"] == 7
     assert bridge_name in body["msg"] and "not a bridge" in body["msg"], body
     assert (plugin.host.link(bridge_name) or {})["linkinfo"]["info_kind"] == kind
-    assert plugin.host.snapshot() == host_before
-    assert red.snapshot() == red_before
-    assert plugin.host.exec("iptables", "-t", "nat", "-S") == nat_before
+    verify()
     # IPAM runs before the bridge step: its reservation is rolled back (the round-robin
     # hint last_reserved_ip.0 may stay, as with host-local).
     assert reservations(data_dir, "testnet") == {}
@@ -70,7 +42,7 @@ def test_bad_netns_is_code_8_and_changes_nothing(
     plugin: Plugin,
     netconf: dict[str, Any],
     tmp_path: Path,
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
     kind: str,
 ) -> None:
     paths = {
@@ -96,7 +68,7 @@ def test_malformed_json_is_code_6(
     plugin: Plugin,
     namespaces: NamespaceFactory,
     data_dir: Path,
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
 ) -> None:
     red = namespaces.new("red")
     verify = unchanged(red)
@@ -107,7 +79,7 @@ def test_malformed_json_is_code_6(
 
 
 def test_empty_stdin_is_code_6(
-    plugin: Plugin, namespaces: NamespaceFactory, unchanged: Callable[..., Callable[[], None]]
+    plugin: Plugin, namespaces: NamespaceFactory, unchanged: Unchanged
 ) -> None:
     red = namespaces.new("red")
     verify = unchanged(red)
@@ -119,7 +91,7 @@ def test_unsupported_cni_version_is_code_1(
     plugin: Plugin,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
 ) -> None:
     red = namespaces.new("red")
     verify = unchanged(red)
@@ -135,7 +107,7 @@ def test_check_on_031_is_code_1(
     plugin: Plugin,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
 ) -> None:
     red = namespaces.new("red")
     conf = {**netconf, "cniVersion": "0.3.1"}
@@ -153,7 +125,7 @@ def test_missing_env_is_code_4(
     plugin: Plugin,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
     variable: str,
 ) -> None:
     red = namespaces.new("red")
@@ -174,7 +146,7 @@ def test_invalid_container_id_or_ifname_is_code_4(
     plugin: Plugin,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
     ids: tuple[str, str],
 ) -> None:
     container_id, ifname = ids
@@ -189,7 +161,7 @@ def test_invalid_config_value_is_code_7_naming_the_field(
     plugin: Plugin,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
 ) -> None:
     red = namespaces.new("red")
     verify = unchanged(red)
@@ -205,7 +177,7 @@ def test_range_exhausted_is_typed_and_leaves_no_veth(
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
     data_dir: Path,
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
 ) -> None:
     # 192.168.15.0/30: hosts .1 and .2; .1 is the gateway, so exactly one container fits.
     ipam = {"type": "host-local", "subnet": "192.168.15.0/30", "dataDir": str(data_dir)}
@@ -229,7 +201,7 @@ def test_ifname_already_in_netns_is_error_and_untouched(
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
     data_dir: Path,
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
 ) -> None:
     # A first container makes the bridge, so the failing ADD has nothing to create there.
     red, blue = namespaces.new("red"), namespaces.new("blue")
@@ -252,7 +224,7 @@ def test_duplicate_add_same_container_is_error_and_changes_nothing(
     plugin: Plugin,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
 ) -> None:
     red = namespaces.new("red")
     plugin.run("ADD", netconf, container_id="red1", netns=red.path).ok()
@@ -266,7 +238,7 @@ def test_unknown_cni_args_need_ignore_unknown(
     plugin: Plugin,
     namespaces: NamespaceFactory,
     netconf: dict[str, Any],
-    unchanged: Callable[..., Callable[[], None]],
+    unchanged: Unchanged,
 ) -> None:
     red = namespaces.new("red")
     verify = unchanged(red)
@@ -285,7 +257,7 @@ def test_unknown_cni_args_need_ignore_unknown(
 
 
 def test_unknown_command_is_code_4(
-    plugin: Plugin, netconf: dict[str, Any], unchanged: Callable[..., Callable[[], None]]
+    plugin: Plugin, netconf: dict[str, Any], unchanged: Unchanged
 ) -> None:
     verify = unchanged()
     assert plugin.run("FROB", netconf, container_id="r1").cni_error()["code"] == 4

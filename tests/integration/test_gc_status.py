@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import NamespaceFactory
-from tests.integration.plugin import Plugin, chain_name
+from tests.support.netns import NamespaceFactory
+from tests.support.plugin import Plugin, chain_name
 
 VALID = "cni.dev/valid-attachments"
 

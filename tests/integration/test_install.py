@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import MINIMAL_PATH
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import MINIMAL_PATH
 
 VERSION_BYTES = (
     b'{"cniVersion":"1.1.0","supportedVersions":'

@@ -9,10 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Plugin, reservations
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import (
+    FAULT_ENV,
+    REFERENCE_DIR,
+    Plugin,
+    installed_plugin,
+    reservations,
+)
 
-REFERENCE_DIR = Path("/usr/lib/cni")
 STATIC = {
     "type": "static",
     "addresses": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"}],
@@ -25,7 +30,7 @@ def bridge(installed: Path, host: Namespace) -> Plugin:
     """Ours, with the reference plugins on CNI_PATH after our bin dir."""
     if not (REFERENCE_DIR / "static").is_file():
         pytest.skip("the reference plugins are not installed in /usr/lib/cni")
-    return Plugin(installed / "cni-bridge-py", host, f"{installed}:{REFERENCE_DIR}")
+    return installed_plugin(installed, host, REFERENCE_DIR)
 
 
 @pytest.fixture
@@ -106,7 +111,7 @@ def test_delegate_del_on_del_and_on_rollback(
         conf,
         container_id="red1",
         netns=red.path,
-        extra_env={"CNI_BRIDGE_PY_FAULT": "veth"},
+        extra_env={FAULT_ENV: "veth"},
     )
     assert failed.error(5)["msg"].startswith("injected fault")
     assert reservations(data_dir, "testnet") == {}  # released by the delegate's DEL

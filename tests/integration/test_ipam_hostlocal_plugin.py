@@ -8,11 +8,16 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Plugin, reservations, store_files
 from tests.integration.test_install import VERSION_BYTES, env_i
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import (
+    REFERENCE_DIR,
+    Plugin,
+    installed_plugin,
+    reservations,
+    store_files,
+)
 
-REFERENCE_DIR = Path("/usr/lib/cni")
 SUBNET = "10.77.0.0/24"
 # IPAM plugins need CNI_NETNS set but never open it.
 NO_NETNS = "/var/run/netns/unused-by-ipam"
@@ -31,9 +36,9 @@ def cni_path(installed: Path) -> str:
 
 
 @pytest.fixture
-def ours(installed: Path, host: Namespace, cni_path: str) -> Plugin:
+def ours(installed: Path, host: Namespace) -> Plugin:
     """The standalone IPAM plugin, run directly the way a main plugin runs it."""
-    return Plugin(installed / "cni-host-local-py", host, cni_path)
+    return installed_plugin(installed, host, REFERENCE_DIR, name="cni-host-local-py")
 
 
 def ipam(data_dir: Path, **extra: Any) -> dict[str, Any]:

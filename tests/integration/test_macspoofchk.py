@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Plugin
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import FAULT_ENV, Plugin
 
 GATEWAY = "192.168.15.5"
 SPOOFED_MAC = "02:00:00:00:be:ef"
@@ -144,7 +144,7 @@ def test_failed_add_removes_the_rules(
     plugin: Plugin, namespaces: NamespaceFactory, spoofconf: dict[str, Any]
 ) -> None:
     red = namespaces.new("red")
-    env = {"CNI_BRIDGE_PY_FAULT": "port"}  # the last step: every earlier one is undone
+    env = {FAULT_ENV: "port"}  # the last step: every earlier one is undone
     out = plugin.run("ADD", spoofconf, container_id="red1", netns=red.path, extra_env=env)
     assert out.cni_error()["code"] == 5
     assert bridge_table(plugin.host) == EMPTY_TABLE

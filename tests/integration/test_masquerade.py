@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Plugin, nat_rules_for
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import Plugin, nat_rules_for
 
 OUTSIDE_HOST_SIDE = "10.250.7.1"
 OUTSIDE_ADDRESS = "10.250.7.2"

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Plugin, nat_rules_for
 from tests.integration.test_masquerade import (  # noqa: F401 - `outside` is a fixture
     LEGACY_TOOLS,
     OUTSIDE_ADDRESS,
     SUBNET,
     outside,
 )
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import Plugin, nat_rules_for
 
 NFT_TABLE = ("inet", "cni_plugins_masquerade")
 POSTROUTING_CHAIN = """\

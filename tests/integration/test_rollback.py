@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import Outcome, Plugin, nat_rules_for, reservations, store_files
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import (
+    FAULT_ENV,
+    Outcome,
+    Plugin,
+    nat_rules_for,
+    reservations,
+    store_files,
+)
+from tests.support.state import unchanged
 
 ADD_STEPS = ["ipam", "bridge", "veth", "container", "gateway", "masq", "port"]
 DEL_STEPS = ["del-link", "del-ipam"]
@@ -20,7 +28,7 @@ GATEWAY_CIDR = "192.168.15.5/24"
 def faulty(plugin: Plugin, command: str, conf: dict[str, Any], step: str, ns: Namespace) -> Outcome:
     """Run `command` for container red1/blue1 (named after the namespace's tag) with a fault."""
     cid = ns.name.rsplit("-", 1)[1] + "1"
-    env = {"CNI_BRIDGE_PY_FAULT": step}
+    env = {FAULT_ENV: step}
     return plugin.run(command, conf, container_id=cid, netns=ns.path, extra_env=env)
 
 
@@ -80,14 +88,14 @@ def test_add_fault_on_second_container_keeps_the_first(
     bridge_name = netconf["bridge"]
     red, blue = namespaces.new("red"), namespaces.new("blue")
     plugin.run("ADD", netconf, container_id="red1", netns=red.path).ok()
-    red_before, nat_before = red.snapshot(), plugin.host.nat_rules()
+    verify_red, nat_before = unchanged(red), plugin.host.nat_rules()
     veths_before = [v["ifname"] for v in plugin.host.links("veth")]
 
     outcome = faulty(plugin, "ADD", netconf, step, blue)
     assert_injected_fault(outcome, step)
 
     assert_nothing_of(plugin, blue, data_dir, "blue1")
-    assert red.snapshot() == red_before
+    verify_red()
     assert plugin.host.nat_rules() == nat_before
     assert [v["ifname"] for v in plugin.host.links("veth")] == veths_before
     # red routes through the gateway: the rollback must not take it off the bridge.

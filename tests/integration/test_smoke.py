@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.netns import NamespaceFactory
-from tests.integration.plugin import Plugin
+from tests.support.netns import NamespaceFactory
+from tests.support.plugin import Plugin
 
 
 def test_add_configures_container_and_del_removes_everything(

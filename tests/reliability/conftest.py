@@ -1,34 +1,25 @@
-"""Fixtures of the reliability suite: the profile, the figures, the installed plugin and
-throwaway namespaces. Every kernel-touching test runs the plugin inside a namespace of its own;
-the machine's namespaces, rules and files outside temporary directories are never touched."""
+"""Fixtures of the reliability suite: the profile and the figures; the installed plugin and
+throwaway namespaces are the shared ones (tests/conftest.py), named cbpr*. Every
+kernel-touching test runs the plugin inside a namespace of its own; the machine's namespaces,
+rules and files outside temporary directories are never touched. `root` is not autouse: the
+hypothesis properties (test_properties.py) run without it."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cni_bridge_py.install import install
 from tests.reliability.figures import Figures
 from tests.reliability.profile import Profile, current
-from tests.reliability.support import Namespaces
+from tests.support.preconditions import require_root
 
 HERE = Path(__file__).parent
 _FIGURES = Figures()
 _OUTCOMES: Counter[str] = Counter()
 _DURATIONS: dict[str, float] = {}
 _DESELECTED: list[str] = []
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(HERE):
-            item.add_marker(pytest.mark.reliability)
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -66,35 +57,10 @@ def figures() -> Figures:
 
 @pytest.fixture(scope="session")
 def root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces, bridges, iptables and nftables")
     tools = ("ip", "iptables-save", "ip6tables-save", "iptables-restore", "nft", "ping")
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.fail(f"the reliability suite needs {missing}: run .ci/run or apt-get install them")
+    require_root("the reliability suite", tools)
 
 
 @pytest.fixture(scope="session")
-def installed(root: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The plugin as `make install` lays it out, in a private bin dir."""
-    bin_dir = tmp_path_factory.mktemp("cni-bin")
-    install(bin_dir, python=sys.executable)
-    return bin_dir
-
-
-@pytest.fixture
-def namespaces(root: None) -> Iterator[Namespaces]:
-    factory = Namespaces()
-    try:
-        yield factory
-    finally:
-        factory.cleanup()
-
-
-@pytest.fixture(scope="module")
-def module_namespaces(root: None) -> Iterator[Namespaces]:
-    factory = Namespaces()
-    try:
-        yield factory
-    finally:
-        factory.cleanup()
+def netns_prefix() -> str:
+    return "cbpr"  # told apart from the other suites' (cbpt*), which may run at the same time

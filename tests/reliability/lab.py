@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.reliability.profile import AGENT, NFTABLES
-from tests.reliability.state import leftovers
-from tests.reliability.support import (
-    ONE_SHOT_ENV,
-    Agent,
-    Namespace,
-    Namespaces,
-    Outcome,
-    Plugin,
-    Runtime,
-    plugin_in,
-)
+from tests.support.agent import ONE_SHOT_ENV, Agent
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import LAUNCHER, Outcome, Plugin, installed_plugin
+from tests.support.runtime import Runtime
+from tests.support.state import leftovers
 
 VALID = "cni.dev/valid-attachments"
 
@@ -49,7 +45,7 @@ def network_config(
 
 @dataclass
 class Lab:
-    namespaces: Namespaces
+    namespaces: NamespaceFactory
     host: Namespace
     bin_dir: Path
     workdir: Path
@@ -76,7 +72,7 @@ class Lab:
 
     @property
     def launcher(self) -> Path:
-        return self.bin_dir / "cni-bridge-py"
+        return self.bin_dir / LAUNCHER
 
     @property
     def network(self) -> str:
@@ -88,7 +84,7 @@ class Lab:
 
     @property
     def plugin(self) -> Plugin:
-        return plugin_in(self.host, self.bin_dir)
+        return installed_plugin(self.bin_dir, self.host)
 
     def env(self) -> dict[str, str]:
         return self.agent.env() if self.agent is not None else dict(ONE_SHOT_ENV)
@@ -121,6 +117,19 @@ class Lab:
     def stop(self) -> None:
         if self.agent is not None:
             self.agent.stop()
+
+
+@contextmanager
+def lab_in(
+    namespaces: NamespaceFactory, bin_dir: Path, workdir: Path, conf: dict[str, Any], mode: str
+) -> Iterator[Lab]:
+    """A Lab on a fresh host namespace; its agent is stopped on the way out (the namespaces
+    are the fixture's to delete)."""
+    lab = Lab(namespaces, namespaces.host(), bin_dir, workdir, conf, mode)
+    try:
+        yield lab
+    finally:
+        lab.stop()
 
 
 def wait_for(predicate: Any, timeout: float = 10, what: str = "condition") -> None:

@@ -28,16 +28,10 @@ from tests.reliability import corpus
 from tests.reliability.corpus import CORPUS, Case
 from tests.reliability.figures import Figures
 from tests.reliability.profile import AGENT, current
-from tests.reliability.state import differences, settle, snapshot
-from tests.reliability.support import (
-    ONE_SHOT_ENV,
-    Agent,
-    Namespace,
-    Namespaces,
-    Outcome,
-    Plugin,
-    plugin_in,
-)
+from tests.support.agent import ONE_SHOT_ENV, Agent
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import LAUNCHER, Outcome, Plugin, installed_plugin
+from tests.support.state import differences, settle, snapshot
 
 ERROR_KEYS = {"cniVersion", "code", "msg", "details"}
 RELATIVE_NETNS = "cbpr-relative-netns"  # resolved against the plugin's working directory
@@ -148,7 +142,7 @@ def _settled(world: World) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(
     installed: Path,
-    module_namespaces: Namespaces,
+    module_namespaces: NamespaceFactory,
     tmp_path_factory: pytest.TempPathFactory,
     figures: Figures,
 ) -> Iterator[World]:
@@ -160,7 +154,7 @@ def world(
     (tmp / "file").write_text("")
     (tmp / "dir").mkdir()
     (tmp / "link").symlink_to(tmp / "file")
-    plugin = plugin_in(host, installed)
+    plugin = installed_plugin(installed, host)
     world = World(host, victim, resident, plugin, tmp, installed, None, {})
     added = plugin.run(
         "ADD",
@@ -175,7 +169,7 @@ def world(
     world.resident_prev = copy.deepcopy(result)
     world.resident_prev["interfaces"][2]["mac"] = "02:00:00:00:00:01"
     if AGENT in current().corpus_modes:
-        world.agent = Agent(host, installed / "cni-bridge-py", tmp_path_factory.mktemp("ag"))
+        world.agent = Agent(host, installed / LAUNCHER, tmp_path_factory.mktemp("ag"))
         world.agent.start()
     world.state = _settled(world)
     try:

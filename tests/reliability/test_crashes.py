@@ -21,9 +21,11 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.figures import Figures
-from tests.reliability.lab import Lab, network_config, wait_for
+from tests.reliability.lab import Lab, lab_in, network_config, wait_for
 from tests.reliability.profile import current
-from tests.reliability.support import FAULT_ENV, ONE_SHOT_ENV, Namespace, Namespaces
+from tests.support.agent import ONE_SHOT_ENV
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import FAULT_ENV
 
 ADD_STEPS = ("bridge", "ipam", "veth", "container", "gateway", "masq", "port")
 DEL_STEPS = ("del-link", "del-ipam")
@@ -38,15 +40,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def lab(
-    combo: tuple[str, str], installed: Path, namespaces: Namespaces, tmp_path: Path
+    combo: tuple[str, str], installed: Path, namespaces: NamespaceFactory, tmp_path: Path
 ) -> Iterator[Lab]:
     mode, backend = combo
     conf = network_config(NETWORK, BRIDGE, SUBNET, tmp_path / "data", backend)
-    lab = Lab(namespaces, namespaces.host(), installed, tmp_path, conf, mode)
-    try:
+    with lab_in(namespaces, installed, tmp_path, conf, mode) as lab:
         yield lab
-    finally:
-        lab.stop()
 
 
 def assert_killed(lab: Lab, outcome_stderr: str, killed_add_in_agent: bool) -> None:
@@ -123,13 +122,10 @@ def test_kill_during_del(lab: Lab, step: str, figures: Figures) -> None:
 
 
 @pytest.fixture
-def one_shot_lab(installed: Path, namespaces: Namespaces, tmp_path: Path) -> Iterator[Lab]:
+def one_shot_lab(installed: Path, namespaces: NamespaceFactory, tmp_path: Path) -> Iterator[Lab]:
     conf = network_config(NETWORK, BRIDGE, SUBNET, tmp_path / "data")
-    lab = Lab(namespaces, namespaces.host(), installed, tmp_path, conf, "one-shot")
-    try:
+    with lab_in(namespaces, installed, tmp_path, conf, "one-shot") as lab:
         yield lab
-    finally:
-        lab.stop()
 
 
 def test_crash_leftovers_in_the_store_do_not_block_later_calls(one_shot_lab: Lab) -> None:

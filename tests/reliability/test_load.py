@@ -22,21 +22,20 @@ from typing import Any
 
 import pytest
 
-from tests.integration.plugin import chain_name, reservations
 from tests.reliability.figures import Figures
 from tests.reliability.lab import network_config
 from tests.reliability.profile import AGENT, MIXED, Profile, current
-from tests.reliability.state import bridge_ports, leftovers
-from tests.reliability.support import (
-    ONE_SHOT_ENV,
-    Agent,
-    Namespace,
-    Namespaces,
+from tests.support.agent import ONE_SHOT_ENV, Agent
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import (
+    LAUNCHER,
     Outcome,
     Plugin,
-    invoke,
-    plugin_in,
+    chain_name,
+    installed_plugin,
+    reservations,
 )
+from tests.support.state import bridge_ports, leftovers
 
 NETWORK, BRIDGE, SUBNET, GATEWAY = "loadnet", "cbrload", "10.125.0.0/24", "10.125.0.1"
 RETRIES = 10
@@ -80,13 +79,14 @@ class Load:
         return dict(ONE_SHOT_ENV)
 
     def call(self, command: str, index: int, container_id: str) -> Outcome:
-        return invoke(
-            self.plugin,
+        # A long timeout: under load a one-shot run waits for CPU and locks.
+        return self.plugin.run(
             command,
             self.conf,
             container_id=container_id,
             netns=self.spaces[index].path,
-            env=self.env(index),
+            extra_env=self.env(index),
+            timeout=600,
         )
 
     def one(self, command: str, index: int, container_id: str) -> dict[str, Any] | None:
@@ -121,16 +121,14 @@ def _code(outcome: Outcome) -> int | None:
 
 @pytest.fixture
 def load(
-    mode: str, installed: Path, namespaces: Namespaces, tmp_path: Path, profile: Profile
+    mode: str, installed: Path, namespaces: NamespaceFactory, tmp_path: Path, profile: Profile
 ) -> Iterator[Load]:
     host = namespaces.host()
     conf = network_config(NETWORK, BRIDGE, SUBNET, tmp_path / "data")
     spaces = [namespaces.new(f"l{i}") for i in range(profile.load_width)]
-    agent = (
-        Agent(host, installed / "cni-bridge-py", tmp_path).start() if mode != "one-shot" else None
-    )
+    agent = Agent(host, installed / LAUNCHER, tmp_path).start() if mode != "one-shot" else None
     try:
-        yield Load(plugin_in(host, installed), conf, spaces, agent, mode)
+        yield Load(installed_plugin(installed, host), conf, spaces, agent, mode)
     finally:
         if agent is not None:
             agent.stop()

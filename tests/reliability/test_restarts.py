@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.plugin import chain_name, reservations
 from tests.reliability.figures import Figures
-from tests.reliability.lab import Lab, network_config
-from tests.reliability.support import Namespace, Namespaces, sh
+from tests.reliability.lab import Lab, lab_in, network_config
+from tests.support.netns import Namespace, NamespaceFactory, sh
+from tests.support.plugin import chain_name, reservations
 
 NETWORK, BRIDGE, GATEWAY = "restartnet", "cbrrestart", "10.126.0.1"
 # .1 is the gateway, .2 - .6 are the five addresses there are.
@@ -25,13 +25,10 @@ SUBNET = "10.126.0.0/29"
 
 
 @pytest.fixture
-def lab(installed: Path, namespaces: Namespaces, tmp_path: Path) -> Iterator[Lab]:
+def lab(installed: Path, namespaces: NamespaceFactory, tmp_path: Path) -> Iterator[Lab]:
     conf = network_config(NETWORK, BRIDGE, SUBNET, tmp_path / "data")
-    lab = Lab(namespaces, namespaces.host(), installed, tmp_path, conf, "one-shot")
-    try:
+    with lab_in(namespaces, installed, tmp_path, conf, "one-shot") as lab:
         yield lab
-    finally:
-        lab.stop()
 
 
 def fill_the_range(lab: Lab) -> list[Namespace]:

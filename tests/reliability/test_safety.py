@@ -20,24 +20,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.plugin import reservations
 from tests.reliability.figures import Figures
 from tests.reliability.lab import VALID, network_config
 from tests.reliability.profile import NFTABLES
-from tests.reliability.state import namespace_state, settle
-from tests.reliability.support import ONE_SHOT_ENV, Agent, Namespace, Namespaces, Plugin, plugin_in
+from tests.support.agent import ONE_SHOT_ENV, Agent
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import LAUNCHER, Plugin, reservations
+from tests.support.state import namespace_state, settle
 
 FOREIGN_CHAIN = "CNI-foreign"
-
-
-@pytest.fixture
-def host(namespaces: Namespaces) -> Namespace:
-    return namespaces.host()
-
-
-@pytest.fixture
-def plugin(host: Namespace, installed: Path) -> Plugin:
-    return plugin_in(host, installed)
 
 
 def run(plugin: Plugin, command: str, conf: dict[str, Any], cid: str = "", netns: str = "") -> Any:
@@ -55,7 +46,7 @@ def link_view(ns: Namespace, name: str) -> tuple[Any, ...]:
 
 
 def test_a_link_named_like_the_bridge_is_never_modified(
-    plugin: Plugin, namespaces: Namespaces, tmp_path: Path, figures: Figures
+    plugin: Plugin, namespaces: NamespaceFactory, tmp_path: Path, figures: Figures
 ) -> None:
     """Whatever the verb: ADD and STATUS refuse it, CHECK reports it, DEL and GC pass it by."""
     host = plugin.host
@@ -98,7 +89,7 @@ def foreign_state(host: Namespace, others: list[Namespace], data_dir: Path) -> d
 
 
 def test_del_and_gc_touch_only_this_network_and_container(
-    plugin: Plugin, namespaces: Namespaces, tmp_path: Path, figures: Figures
+    plugin: Plugin, namespaces: NamespaceFactory, tmp_path: Path, figures: Figures
 ) -> None:
     host, data_dir = plugin.host, tmp_path / "data"
     # Network A (iptables) and B (nftables + macspoofchk) hold the same container ID.
@@ -154,7 +145,7 @@ def test_del_and_gc_touch_only_this_network_and_container(
 
 
 def test_planted_symlinks_are_never_followed(
-    plugin: Plugin, namespaces: Namespaces, tmp_path: Path, figures: Figures
+    plugin: Plugin, namespaces: NamespaceFactory, tmp_path: Path, figures: Figures
 ) -> None:
     """A symlink in the store that names a reservation (pointing at a file outside that holds
     a matching owner line), a temporary file and the round-robin hint: DEL and GC neither
@@ -200,7 +191,7 @@ def test_planted_symlinks_are_never_followed(
 
 
 def test_symlinked_lock_and_hint_are_refused_not_followed(
-    plugin: Plugin, namespaces: Namespaces, tmp_path: Path, figures: Figures
+    plugin: Plugin, namespaces: NamespaceFactory, tmp_path: Path, figures: Figures
 ) -> None:
     data_dir, outside = tmp_path / "data", tmp_path / "outside"
     outside.mkdir()
@@ -226,7 +217,7 @@ def test_symlinked_lock_and_hint_are_refused_not_followed(
 
 
 def test_store_and_lock_files_have_the_reference_modes(
-    plugin: Plugin, namespaces: Namespaces, tmp_path: Path, figures: Figures
+    plugin: Plugin, namespaces: NamespaceFactory, tmp_path: Path, figures: Figures
 ) -> None:
     """host-local: directory 0755, <ip> and last_reserved_ip.N 0600, lock 0750 (as created,
     before the umask); no temporary file stays behind."""
@@ -251,12 +242,8 @@ def test_store_and_lock_files_have_the_reference_modes(
 
 @pytest.fixture
 def agent(host: Namespace, installed: Path, tmp_path: Path) -> Iterator[Agent]:
-    running = Agent(host, installed / "cni-bridge-py", tmp_path)
-    running.start()
-    try:
+    with Agent(host, installed / LAUNCHER, tmp_path) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def exchange(path: Path, payload: bytes, *, half_close: bool = True) -> dict[str, Any]:
@@ -331,7 +318,7 @@ def test_malformed_requests_get_an_error_and_the_agent_keeps_serving(
 
 
 def test_an_idle_caller_does_not_hold_up_others(
-    agent: Agent, plugin: Plugin, namespaces: Namespaces, tmp_path: Path, figures: Figures
+    agent: Agent, plugin: Plugin, namespaces: NamespaceFactory, tmp_path: Path, figures: Figures
 ) -> None:
     conf = network_config("idlenet", "cbridle", "10.127.7.0/24", tmp_path / "data")
     red = namespaces.new("red")
@@ -346,7 +333,7 @@ def test_an_idle_caller_does_not_hold_up_others(
 
 
 def test_a_config_too_big_for_the_agent_is_served_one_shot(
-    agent: Agent, plugin: Plugin, namespaces: Namespaces, tmp_path: Path, figures: Figures
+    agent: Agent, plugin: Plugin, namespaces: NamespaceFactory, tmp_path: Path, figures: Figures
 ) -> None:
     """A valid config whose request frame exceeds the agent's limit: the agent refuses the
     frame, the front does the work itself, and the agent keeps serving."""
@@ -363,7 +350,7 @@ def test_a_config_too_big_for_the_agent_is_served_one_shot(
 
 
 def test_del_never_removes_another_attachments_interface(
-    plugin: Plugin, namespaces: Namespaces, tmp_path: Path, figures: Figures
+    plugin: Plugin, namespaces: NamespaceFactory, tmp_path: Path, figures: Figures
 ) -> None:
     """A runtime that mixes up its attachments: ADD of network A with an ifname the pod
     already uses for network B fails ("already has an interface"), and the runtime's cleanup

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cni_bridge_py.install import install
-from tests.integration.netns import sh
 from tests.runtimes.containerd import Containerd
 from tests.runtimes.hostnet import (
     HostNetwork,
@@ -24,17 +21,11 @@ from tests.runtimes.hostnet import (
     unique,
 )
 from tests.runtimes.support import REPO, Timings, busybox_rootfs, require_tools, unavailable
+from tests.support.netns import sh
 
 BUILD_SCRIPT = REPO / "scripts" / "build-cnitool.sh"
 
 TIMINGS = pytest.StashKey[Timings]()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            item.add_marker(pytest.mark.runtimes)
 
 
 def pytest_terminal_summary(
@@ -74,12 +65,17 @@ def ip_forward_restored() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Our plugins as `make install ALIASES="bridge host-local"` lays them out, in a private
-    bin dir: a runtime looking for the reference's names finds ours, and nothing else."""
-    bin_dir = tmp_path_factory.mktemp("cni-bin")
-    install(bin_dir, python=sys.executable, aliases=("bridge", "host-local"))
-    return bin_dir
+def root() -> None:
+    """What `installed` and `namespaces` (tests/conftest.py) need first: skip or, in CI, fail."""
+    if os.geteuid() != 0:
+        unavailable("the runtime suites need root (bridges, namespaces, iptables, mounts)")
+
+
+@pytest.fixture(scope="session")
+def install_aliases() -> tuple[str, ...]:
+    """As `make install ALIASES="bridge host-local"`: a runtime looking for the reference's
+    names finds ours, and nothing else."""
+    return ("bridge", "host-local")
 
 
 @pytest.fixture(scope="session")

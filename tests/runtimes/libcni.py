@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration.plugin import MINIMAL_PATH
 from tests.runtimes.mountns import MountNamespace
+from tests.support.plugin import MINIMAL_PATH
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.integration.netns import sh
+from tests.support.netns import sh
 
 MIRROR_SCRIPT = r"""
 set -eu

@@ -17,9 +17,10 @@ from typing import NoReturn
 
 import pytest
 
+from tests.support.plugin import REFERENCE_DIR
+
 REPO = Path(__file__).resolve().parents[2]
 BUSYBOX = Path("/bin/busybox")
-REFERENCE_DIR = Path("/usr/lib/cni")
 
 
 def in_ci() -> bool:

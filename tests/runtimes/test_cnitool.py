@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.netns import Namespace, NamespaceFactory
-from tests.integration.plugin import MINIMAL_PATH
 from tests.runtimes.hostnet import HostNetwork, NetworkFactory, link_alias
 from tests.runtimes.libcni import CacheEntry, cache_entries
 from tests.runtimes.mountns import MountNamespace
@@ -28,20 +26,13 @@ from tests.runtimes.support import (
     reference_bin_dir,
     run,
 )
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import MINIMAL_PATH
 
 K8S_ARGS = (
     "IgnoreUnknown=1;K8S_POD_NAMESPACE=runtimes;K8S_POD_NAME=pod-{0};"
     "K8S_POD_INFRA_CONTAINER_ID=infra-{0}"
 )
-
-
-@pytest.fixture
-def namespaces() -> Iterator[NamespaceFactory]:
-    factory = NamespaceFactory()
-    try:
-        yield factory
-    finally:
-        factory.cleanup()
 
 
 @dataclass

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.plugin import MINIMAL_PATH
 from tests.runtimes.support import REPO
+from tests.support.plugin import MINIMAL_PATH
 
 SEED = REPO / "conf" / "mynet.conflist"
 

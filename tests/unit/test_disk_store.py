@@ -20,9 +20,9 @@ from cni_bridge_py.ipam.config import DEFAULT_DATA_DIR
 from cni_bridge_py.ipam.disk import TEMP_PREFIX, DiskStore
 from cni_bridge_py.ipam.gc import gc
 from cni_bridge_py.ipam.ranges import Range, RangeSet
+from tests.reference import CAPTURE
 
 ip = ipaddress.ip_address
-REFERENCE = Path("/work/shared/reference/direct")
 MYNET = RangeSet.build([Range.build(ipaddress.ip_network("10.188.0.0/24"))])
 
 
@@ -247,14 +247,13 @@ def test_networks_are_separate(tmp_path: Path) -> None:
     assert b.reserve("red", "eth0", ip("10.188.0.2"), 0)
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference outputs not available")
 def test_replays_the_reference_run(tmp_path: Path) -> None:
     """add red, add blue, del red, del blue, add green, del green: the same files as host-local."""
     store = DiskStore(str(tmp_path), "mynet")
     directory = tmp_path / "mynet"
 
     def expect(state: str) -> None:
-        assert listing(directory) == (REFERENCE / state / "var-lib-cni-networks.txt").read_text()
+        assert listing(directory) == (CAPTURE / state / "var-lib-cni-networks.txt").read_text()
 
     red, blue, green = (Attachment(f"cnih-{c}", "eth0") for c in ("red", "blue", "green"))
     assert str(allocator.allocate(store, [MYNET], red)[0].address) == "10.188.0.2/24"

@@ -161,9 +161,25 @@ def test_a_bad_list_is_a_config_error(value: Any) -> None:
 # ---- status ----
 
 
-def test_status_with_free_addresses(store: Store) -> None:
-    add(store, "a")
-    status(lambda _d, _n: store, "/data", "mynet", [V4, V6])
+def unavailable(store: Store, range_sets: list[RangeSet]) -> str | None:
+    """STATUS's reason an ADD could not succeed now, or None when it could."""
+    try:
+        status(lambda _d, _n: store, "/data", "mynet", range_sets)
+    except PluginUnavailable as exc:
+        return exc.msg
+    return None
+
+
+def test_status_is_ok_while_every_set_has_a_free_address(store: Store) -> None:
+    for i in range(4):  # all of V4 but 10.0.0.6; V6 untouched
+        add(store, f"c{i}")
+    held = holders(store)
+    assert unavailable(store, [V4, V6]) is None
+    assert holders(store) == held  # advisory: it reserves nothing
+    add(store, "c4")
+    assert unavailable(store, [V4, V6]) == (
+        "no IP addresses available in range set 0: 10.0.0.1-10.0.0.6"
+    )
 
 
 def test_status_when_one_set_is_exhausted(store: Store) -> None:

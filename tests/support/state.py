@@ -6,6 +6,7 @@ namespace, iptables-save, ip6tables-save, `nft list ruleset` and the forwarding 
 plus every file under the data dir (names, modes, bytes, symlink targets) and whether given
 paths exist. Values that move on their own (timers, counters, lifetimes) are left out.
 
+`unchanged` takes a snapshot and returns the check that nothing in it changed since.
 `leftovers` lists what one network still holds in the kernel, the store and the runtime cache.
 """
 
@@ -16,11 +17,11 @@ import os
 import re
 import stat
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.integration.netns import Namespace, sh
+from tests.support.netns import Namespace
 
 SEPARATOR = "@@@@"
 _NS_SCRIPT = " ; ".join(
@@ -142,17 +143,36 @@ def files_state(root: Path) -> list[tuple[Any, ...]]:
 
 
 def snapshot(
-    host: Namespace,
+    host: Namespace | None,
     containers: Sequence[Namespace],
-    data_dir: Path,
+    data_dir: Path | None = None,
     paths: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    return {
-        "host": namespace_state(host, host=True),
-        **{f"ns {ns.name}": namespace_state(ns) for ns in containers},
-        "store": files_state(data_dir),
-        "paths": [(str(p), os.path.lexists(p)) for p in paths],
-    }
+    """The host namespace (with its rules), each container namespace, every file under the
+    data dir and whether `paths` exist; a part that is None or empty is left out."""
+    state: dict[str, Any] = {"host": namespace_state(host, host=True)} if host else {}
+    state.update({f"ns {ns.name}": namespace_state(ns) for ns in containers})
+    if data_dir is not None:
+        state["store"] = files_state(data_dir)
+    if paths:
+        state["paths"] = [(str(p), os.path.lexists(p)) for p in paths]
+    return state
+
+
+def unchanged(
+    *containers: Namespace, host: Namespace | None = None, data_dir: Path | None = None
+) -> Callable[[], None]:
+    """Snapshot now; the returned check fails naming every part that changed since. IPv6
+    addresses still in DAD are waited for first: their local routes appear only after it."""
+    spaces = [ns for ns in (host, *containers) if ns is not None]
+    settle(*spaces)
+    before = snapshot(host, containers, data_dir)
+
+    def check() -> None:
+        changes = differences(before, snapshot(host, containers, data_dir))
+        assert not changes, "\n".join(changes)
+
+    return check
 
 
 def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -266,15 +286,3 @@ def settle(*spaces: Namespace, timeout: float = 20) -> None:
 
 def bridge_ports(host: Namespace, bridge: str) -> list[str]:
     return [e["ifname"] for e in host.links() if e.get("master") == bridge]
-
-
-__all__ = [
-    "bridge_ports",
-    "differences",
-    "files_state",
-    "leftovers",
-    "namespace_state",
-    "settle",
-    "sh",
-    "snapshot",
-]

@@ -10,9 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration.netns import Namespace
+from tests.support.netns import Namespace
 
 MINIMAL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+LAUNCHER = "cni-bridge-py"  # what `make install` names the bridge plugin
+# The Debian package containernetworking-plugins: the reference the suites compare with, and
+# the main and IPAM plugins ours is chained with or delegates to.
+REFERENCE_DIR = Path("/usr/lib/cni")
+# The plugin's test hook: `<step>` fails that step of ADD or DEL, `kill:<step>` SIGKILLs there.
+FAULT_ENV = "CNI_BRIDGE_PY_FAULT"
 
 
 @dataclass
@@ -68,6 +74,7 @@ class Plugin:
         cni_args: str = "",
         extra_env: dict[str, str] | None = None,
         unset: tuple[str, ...] = (),
+        timeout: float = 60,
     ) -> Outcome:
         env = {
             "PATH": MINIMAL_PATH,
@@ -88,9 +95,15 @@ class Plugin:
             capture_output=True,
             env=env,
             check=False,
-            timeout=60,
+            timeout=timeout,
         )
         return Outcome(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def installed_plugin(bin_dir: Path, host: Namespace, *also: Path, name: str = LAUNCHER) -> Plugin:
+    """`name` as `make install` laid it out in `bin_dir`, run inside `host`; its CNI_PATH is
+    `bin_dir` and then `also` (where a delegated IPAM plugin or a chained one is found)."""
+    return Plugin(bin_dir / name, host, ":".join(str(d) for d in (bin_dir, *also)))
 
 
 def chain_name(network: str, container_id: str) -> str:
@@ -99,8 +112,9 @@ def chain_name(network: str, container_id: str) -> str:
 
 
 def nat_rules_for(network: str, container_id: str, address: str, subnet: str) -> list[str]:
-    """The four lines `iptables -t nat -S` shows for one masqueraded container (the shape of
-    shared/reference/direct/state-1-after-add-red/iptables-nat.txt)."""
+    """The four lines `iptables -t nat -S` shows for one masqueraded container: the reference's
+    shape (tests/data/reference/direct/state-1-after-add-red/iptables-nat.txt, checked by
+    tests/unit/test_oracles.py)."""
     chain = chain_name(network, container_id)
     comment = f'--comment "name: \\"{network}\\" id: \\"{container_id}\\""'
     return [

@@ -1,4 +1,4 @@
-"""Throwaway network namespaces and kernel inspection for the integration tests.
+"""Throwaway network namespaces and kernel inspection for the root suites.
 
 Every test's "host side" is a namespace of its own: the plugin runs inside it (ip netns
 exec), so the bridge, the host veths, the NAT rules and ip_forward live there and vanish
@@ -15,7 +15,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-PREFIX = "cbpt"  # every namespace the tests make starts with this
+# Every namespace the tests make starts with a prefix, so that a leftover is recognisable and
+# suites that run at the same time (cbpt: most, cbpr: reliability) can be told apart.
+PREFIX = "cbpt"
 
 
 def sh(*args: str, check: bool = True, input_text: str | None = None) -> str:
@@ -25,8 +27,8 @@ def sh(*args: str, check: bool = True, input_text: str | None = None) -> str:
     return proc.stdout
 
 
-def unique(tag: str) -> str:
-    return f"{PREFIX}{os.getpid() % 1000:03d}{secrets.token_hex(2)}-{tag}"
+def unique(tag: str, prefix: str = PREFIX) -> str:
+    return f"{prefix}{os.getpid() % 1000:03d}{secrets.token_hex(2)}-{tag}"
 
 
 @dataclass
@@ -85,29 +87,6 @@ class Namespace:
     def link_names(self) -> list[str]:
         return sorted(entry["ifname"] for entry in self.ip_json("link", "show"))
 
-    def snapshot(self) -> list[tuple[Any, ...]]:
-        """What a plugin run could change here, in a comparable form: every link's name,
-        kind, master, MTU, MAC, flags and addresses (IPv6 link-local included)."""
-        out: list[tuple[Any, ...]] = []
-        addrs = {e["ifname"]: e.get("addr_info", []) for e in self.ip_json("addr", "show")}
-        for entry in self.links():
-            out.append(
-                (
-                    entry["ifname"],
-                    entry.get("linkinfo", {}).get("info_kind", ""),
-                    entry.get("master", ""),
-                    entry.get("mtu"),
-                    entry.get("address", ""),
-                    tuple(sorted(entry.get("flags", []))),
-                    tuple(
-                        sorted(
-                            f"{a['local']}/{a['prefixlen']}" for a in addrs.get(entry["ifname"], [])
-                        )
-                    ),
-                )
-            )
-        return sorted(out)
-
     def sysctl(self, key: str) -> str:
         return self.exec("cat", f"/proc/sys/{key}").strip()
 
@@ -122,12 +101,23 @@ class Namespace:
 
 @dataclass
 class NamespaceFactory:
+    """Throwaway namespaces, deleted (only these) by cleanup()."""
+
+    prefix: str = PREFIX
     made: list[Namespace] = field(default_factory=list)
 
     def new(self, tag: str) -> Namespace:
-        ns = Namespace(unique(tag))
+        ns = Namespace(unique(tag, self.prefix))
         sh("ip", "netns", "add", ns.name)
         self.made.append(ns)
+        return ns
+
+    def host(self, tag: str = "host") -> Namespace:
+        """A namespace that stands in for the machine: the plugin runs inside it. Its loopback
+        is up, as a machine's is: traffic to its own addresses (a gateway, a mapped host port)
+        goes through lo."""
+        ns = self.new(tag)
+        ns.exec("ip", "link", "set", "lo", "up")
         return ns
 
     def cleanup(self) -> None:
