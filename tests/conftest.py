@@ -45,11 +45,13 @@ def install_aliases() -> tuple[str, ...]:
     return ()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def installed(
     root: None, install_aliases: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """The plugins as `make install` lays them out, in a private bin dir (its path)."""
+    """The plugins as `make install` lays them out, in a private bin dir (its path). Per
+    module, not per session: suites ask for different aliases (install_aliases), and a session
+    value would be whichever suite ran first (installing takes a millisecond)."""
     bin_dir = tmp_path_factory.mktemp("cni-bin")
     install(bin_dir, python=sys.executable, aliases=install_aliases)
     return bin_dir
