@@ -1,4 +1,4 @@
-"""Links, addresses and routes over netlink: the only user of pyroute2 (see lean_pyroute2).
+"""Links, addresses and routes over netlink (rtnl.py: pyroute2's messages on our socket).
 
 One socket for the plugin's namespace and one per container namespace per request, closed
 when done. Kernel errors are translated into typed errors saying what we were doing
@@ -11,35 +11,54 @@ import errno
 import ipaddress
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 from typing import Any
 
 from cni_bridge_py.errors import InvalidNetns
+from cni_bridge_py.kernel import rtnl
 from cni_bridge_py.kernel.errors import KernelError
-from cni_bridge_py.kernel.lean_pyroute2 import IPRoute, NetlinkDumpInterrupted, NetlinkError
+from cni_bridge_py.kernel.rtnl import (
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_EXCL,
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+    RTM_SETLINK,
+    DumpInterrupted,
+    RtnlError,
+    RtnlSocket,
+    address_message,
+    link_message,
+    route_message,
+)
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
 from cni_bridge_py.ports import PortFlags
 from cni_bridge_py.vlan import VlanOp
 
-# Kernel ABI values, named as in the Linux uapi headers. Written out rather than imported from
-# pyroute2's submodules: an import that ruff sorts above lean_pyroute2 would run pyroute2's
-# expensive __init__, and these numbers never change.
+# Kernel ABI values, named as in the Linux uapi headers (the netlink ones are in rtnl.py).
 
-# linux/netlink.h: the header flags of a request we build ourselves (ROUTE_PREPEND).
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4  # the kernel answers every request, so a failure is an error, not silence
-NLM_F_CREATE = 0x400
-# linux/rtnetlink.h
-RTM_NEWROUTE = 24
 # Where routes added without a table (ours) go: the only table `routes()` reads.
 RT_TABLE_MAIN = 254
 # The reference's routes (vishvananda/netlink's default); pyroute2 would send "static".
 RTPROT_BOOT = 3
-# linux/if.h: ifinfomsg.ifi_flags bit that `set_promisc` sets and `Link.promisc` reads.
+# linux/if.h: ifinfomsg.ifi_flags bits.
+IFF_UP = 0x1
 IFF_PROMISC = 0x100
+# linux/rtnetlink.h: a route through a gateway or a link; the main table's "universe" scope.
+RTN_UNICAST = 1
+RT_SCOPE_UNIVERSE = 0
+# linux/socket.h: the bridge family of port (VLAN) settings.
+AF_BRIDGE = 7
 # linux/if_addr.h: an IPv6 address usable at once, without duplicate address detection.
 IFA_F_NODAD = 0x2
 # linux/if_bridge.h: bridge_vlan_info.flags of a port VLAN.
@@ -51,29 +70,29 @@ BRIDGE_VLAN_INFO_UNTAGGED = 0x4  # frames of this VLAN leave the port untagged
 # second attachment on the subnet) goes in front of the existing route (IPv6: beside it, a
 # multipath sibling), so the newest attachment's default route is the one used, as with the
 # reference; an identical route answers EEXIST.
-ROUTE_PREPEND = (RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE)
+ROUTE_PREPEND = NLM_F_ACK | NLM_F_CREATE
+# A new object that must not exist yet (EEXIST otherwise).
+CREATE_NEW = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 
 # A dump racing with changes comes back marked NLM_F_DUMP_INTR and is asked again, up to
 # this many times in all: a link list that keeps changing is a busy host, not an error yet.
 DUMP_TRIES = 6
 # txqlen of both veth ends, as the reference creates them (veths queue nothing anyway).
 VETH_TXQLEN = 0
-# pyroute2 takes open(2) flags for the namespace path and defaults to O_CREAT, which would
-# create a namespace at a missing path; none: a missing namespace is the runtime's error.
-NETNS_OPEN_EXISTING = 0
 
 
 @contextmanager
 def _netlink(doing: str, *, tolerate: Collection[int] = ()) -> Iterator[None]:
-    """A NetlinkError in the block as KernelError(doing, errno), so the runtime reads what we
+    """An RtnlError in the block as KernelError(doing, errno), so the runtime reads what we
     were doing. An errno in `tolerate` is an answer the caller expects (EEXIST: already there,
     ENODEV: already gone): it ends the block quietly, and the code after the block says what
     it means. Other exceptions pass through unchanged."""
     try:
         yield
-    except NetlinkError as exc:
+    except RtnlError as exc:
         if exc.code not in tolerate:
-            raise KernelError(doing, exc.code) from exc
+            said = f"{os.strerror(exc.code)} ({exc.text})" if exc.text else ""
+            raise KernelError(doing, exc.code, said) from exc
 
 
 @contextmanager
@@ -134,172 +153,211 @@ def _to_link(msg: Any) -> Link:
     )
 
 
-def _dump(doing: str, call: Callable[..., Iterable[Any]], *args: Any, **kwargs: Any) -> list[Any]:
+def _dump(doing: str, sock: RtnlSocket, msg: Any, kind: int) -> list[Any]:
     with _netlink(doing):
         for _ in range(DUMP_TRIES):
             try:
-                return list(call(*args, **kwargs))
-            except NetlinkDumpInterrupted:
+                return sock.request(msg, kind, NLM_F_DUMP)
+            except DumpInterrupted:
                 continue  # the kernel asks us to try again
     # EINTR: what the reference's vishvananda/netlink answers for an interrupted dump.
     raise KernelError(doing, errno.EINTR, f"dump interrupted {DUMP_TRIES} times by changes")
 
 
-class NetlinkSession:
-    """Link, address and route operations on one namespace."""
+def _linkinfo(kind: str, **data: Any) -> tuple[str, Any]:
+    info: list[tuple[str, Any]] = [("IFLA_INFO_KIND", kind)]
+    if data:
+        info.append(("IFLA_INFO_DATA", {"attrs": list(data.items())}))
+    return ("IFLA_LINKINFO", {"attrs": info})
 
-    def __init__(self, ipr: Any, where: str) -> None:
-        self.ipr = ipr
+
+class NetlinkSession:
+    """Link, address and route operations on one namespace (the one its socket is bound to)."""
+
+    def __init__(self, sock: RtnlSocket, where: str) -> None:
+        self.sock = sock
         self.where = where
 
     # ---- links ----
     def link(self, name: str) -> Link | None:
-        return self._get(f"looking up {name} in {self.where}", ifname=name)
+        return self._get(f"looking up {name} in {self.where}", attrs=[("IFLA_IFNAME", name)])
 
     def link_by_index(self, index: int) -> Link | None:
         return self._get(f"looking up link #{index} in {self.where}", index=index)
 
     def links(self) -> list[Link]:
-        return [_to_link(m) for m in _dump(f"listing links in {self.where}", self.ipr.link, "dump")]
+        doing = f"listing links in {self.where}"
+        return [_to_link(m) for m in _dump(doing, self.sock, link_message(), RTM_GETLINK)]
 
     def create_bridge(self, name: str, mtu: int, vlan_filtering: bool = False) -> bool:
         """True when we created it; False when it already existed (e.g. a concurrent ADD)."""
-        spec: dict[str, Any] = {"ifname": name, "kind": "bridge"}
+        attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)]
         if mtu:
-            spec["mtu"] = mtu
-        if vlan_filtering:
-            spec["br_vlan_filtering"] = 1  # IFLA_BR_VLAN_FILTERING is a u8 boolean
+            attrs.append(("IFLA_MTU", mtu))
+        # IFLA_BR_VLAN_FILTERING is a u8 boolean.
+        data = {"IFLA_BR_VLAN_FILTERING": 1} if vlan_filtering else {}
+        attrs.append(_linkinfo("bridge", **data))
         with _netlink(f"creating bridge {name}", tolerate=(errno.EEXIST,)):
-            self.ipr.link("add", **spec)
+            self.sock.request(link_message(attrs=attrs), RTM_NEWLINK, CREATE_NEW)
             return True
         return False  # EEXIST: a concurrent ADD created it first
 
     def create_veth(
         self, host_name: str, peer_name: str, peer_netns: str, mtu: int, peer_mac: str
     ) -> None:
-        """The host end here, the peer created directly inside `peer_netns` (no rename dance)."""
-        peer: dict[str, Any] = {"ifname": peer_name, "txqlen": VETH_TXQLEN}
-        spec: dict[str, Any] = {
-            "ifname": host_name,
-            "kind": "veth",
-            "peer": peer,
-            "txqlen": VETH_TXQLEN,
-        }
+        """The host end here, the peer created directly inside `peer_netns` (no rename dance):
+        one message."""
+        peer: list[tuple[str, Any]] = [("IFLA_IFNAME", peer_name), ("IFLA_TXQLEN", VETH_TXQLEN)]
+        host: list[tuple[str, Any]] = [("IFLA_IFNAME", host_name), ("IFLA_TXQLEN", VETH_TXQLEN)]
         if mtu:
-            spec["mtu"] = mtu
-            peer["mtu"] = mtu
+            peer.append(("IFLA_MTU", mtu))
+            host.append(("IFLA_MTU", mtu))
         if peer_mac:
-            peer["address"] = peer_mac
+            peer.append(("IFLA_ADDRESS", peer_mac))
         with _netns_file(peer_netns, "open"):
             fd = os.open(peer_netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            peer["net_ns_fd"] = fd
+            peer.append(("IFLA_NET_NS_FD", fd))
+            host.append(_linkinfo("veth", VETH_INFO_PEER={"attrs": peer}))
             with _netlink(f"creating veth {host_name} with peer {peer_name}"):
-                self.ipr.link("add", **spec)
+                self.sock.request(link_message(attrs=host), RTM_NEWLINK, CREATE_NEW)
         finally:
             os.close(fd)
 
     def set_up(self, index: int, what: str) -> None:
-        self._set(what, index=index, state="up")
+        self._set(what, index=index, flags=IFF_UP, change=IFF_UP)
 
     def set_promisc(self, index: int, what: str) -> None:
-        self._set(what, index=index, flags=IFF_PROMISC, mask=IFF_PROMISC)
+        self._set(what, index=index, flags=IFF_PROMISC, change=IFF_PROMISC)
 
     def set_mac(self, index: int, mac: str, what: str) -> None:
-        self._set(what, index=index, address=mac)
+        self._set(what, index=index, attrs=[("IFLA_ADDRESS", mac)])
 
     def attach_port(self, index: int, master: int, flags: PortFlags, alias: str, what: str) -> None:
-        """Enslave, label and bring up a new port in one message (each netlink round trip
-        through pyroute2 costs ~2 ms); port flags only when asked for, since a new port
-        starts with hairpin and isolation off."""
-        self._set(what, index=index, master=master, ifalias=alias, state="up")
+        """Enslave, label and bring up a new port in one message; port flags only when asked
+        for, since a new port starts with hairpin and isolation off."""
+        attrs = [("IFLA_MASTER", master), ("IFLA_IFALIAS", alias)]
+        self._set(what, index=index, flags=IFF_UP, change=IFF_UP, attrs=attrs)
         if not (flags.hairpin or flags.isolated):
             return
         # IFLA_BRPORT_MODE (hairpin) and IFLA_BRPORT_ISOLATED are u8 booleans.
-        settings: dict[str, Any] = {"mode": int(flags.hairpin)}
+        port: list[tuple[str, Any]] = [("IFLA_BRPORT_MODE", int(flags.hairpin))]
         if flags.isolated:
-            settings["isolated"] = 1
+            port.append(("IFLA_BRPORT_ISOLATED", 1))
+        info = [("IFLA_INFO_SLAVE_KIND", "bridge"), ("IFLA_INFO_SLAVE_DATA", {"attrs": port})]
         with _netlink(f"setting port flags on {what}"):
-            self.ipr.brport("set", index=index, **settings)
+            msg = link_message(index=index, attrs=[("IFLA_LINKINFO", {"attrs": info})])
+            self.sock.request(msg, RTM_NEWLINK)
 
     def set_port_vlans(self, index: int, ops: list[VlanOp], what: str) -> None:
         for op in ops:
             flags = (BRIDGE_VLAN_INFO_PVID if op.pvid else 0) | (
                 BRIDGE_VLAN_INFO_UNTAGGED if op.untagged else 0
             )
+            vlan = ("IFLA_BRIDGE_VLAN_INFO", {"flags": flags, "vid": op.vid})
+            msg = link_message(
+                family=AF_BRIDGE, index=index, attrs=[("IFLA_AF_SPEC", {"attrs": [vlan]})]
+            )
             with _netlink(f"setting VLAN {op.vid} on {what}"):
-                self.ipr.vlan_filter(
-                    "add" if op.add else "del",
-                    index=index,
-                    vlan_info={"vid": op.vid, "flags": flags},
-                )
+                self.sock.request(msg, RTM_SETLINK if op.add else RTM_DELLINK)
 
     def delete_link(self, index: int, what: str) -> bool:
         """False when it was already gone."""
         with _netlink(f"deleting {what}", tolerate=(errno.ENODEV,)):
-            self.ipr.link("del", index=index)
+            self.sock.request(link_message(index=index), RTM_DELLINK)
             return True
         return False  # ENODEV: already gone
 
-    def _get(self, doing: str, **key: Any) -> Link | None:
+    def _get(self, doing: str, **fields: Any) -> Link | None:
         with _netlink(doing, tolerate=(errno.ENODEV,)):
-            return _to_link(self.ipr.link("get", **key)[0])
+            answers = self.sock.request(link_message(**fields), RTM_GETLINK, 0)
+            return _to_link(answers[0]) if answers else None
         return None  # ENODEV: no such link
 
-    def _set(self, what: str, **kwargs: Any) -> None:
+    def _set(self, what: str, **fields: Any) -> None:
         with _netlink(f"configuring {what}"):
-            self.ipr.link("set", **kwargs)
+            self.sock.request(link_message(**fields), RTM_NEWLINK)
 
     # ---- addresses ----
     def addresses(self, index: int) -> list[IPInterface]:
         doing = f"listing addresses of link #{index} in {self.where}"
+        # The kernel filters by index (strict checking, rtnl.py); the check here is for an
+        # old kernel that ignores the filter.
         return [
             ipaddress.ip_interface(f"{_attr(msg, 'IFA_ADDRESS')}/{msg['prefixlen']}")
-            for msg in _dump(doing, self.ipr.addr, "dump", index=index)
+            for msg in _dump(doing, self.sock, address_message(index=index), RTM_GETADDR)
+            if msg["index"] == index
         ]
 
     def add_address(self, index: int, iface: IPInterface, what: str, nodad: bool = False) -> bool:
         """False when the address was already there (a concurrent ADD put the gateway first).
         `nodad`: an IPv6 address usable at once, without duplicate address detection."""
-        kwargs: dict[str, Any] = {
-            "index": index,
-            "address": str(iface.ip),
-            "prefixlen": iface.network.prefixlen,
-        }
+        ip = str(iface.ip)
+        attrs: list[tuple[str, Any]] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+        flags = 0
         if iface.version == 4:
-            kwargs["broadcast"] = str(iface.network.broadcast_address)
-        elif nodad:
-            kwargs["flags"] = IFA_F_NODAD
+            attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
+        else:
+            attrs = [("IFA_ADDRESS", ip)]
+            flags = IFA_F_NODAD if nodad else 0
+        msg = address_message(
+            family=_family(iface.version),
+            prefixlen=iface.network.prefixlen,
+            flags=flags,
+            scope=RT_SCOPE_UNIVERSE,
+            index=index,
+            attrs=attrs,
+        )
         with _netlink(f"adding {iface} to {what}", tolerate=(errno.EEXIST,)):
-            self.ipr.addr("add", **kwargs)
+            self.sock.request(msg, RTM_NEWADDR, CREATE_NEW)
             return True
         return False  # EEXIST: already there
 
     def delete_address(self, index: int, iface: IPInterface, what: str) -> None:
+        ip = str(iface.ip)
+        attrs = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)] if iface.version == 4 else []
+        msg = address_message(
+            family=_family(iface.version),
+            prefixlen=iface.network.prefixlen,
+            index=index,
+            attrs=attrs or [("IFA_ADDRESS", ip)],
+        )
         # EADDRNOTAVAIL: the address is gone; ENODEV: its link is. Either way, nothing to do.
         gone = (errno.EADDRNOTAVAIL, errno.ENODEV)
         with _netlink(f"removing {iface} from {what}", tolerate=gone):
-            self.ipr.addr(
-                "del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen
-            )
+            self.sock.request(msg, RTM_DELADDR)
 
     # ---- routes ----
     def add_route(self, dst: IPNetwork, gateway: IPAddress | None, index: int, what: str) -> None:
-        kwargs: dict[str, Any] = {"dst": str(dst), "oif": index, "proto": RTPROT_BOOT}
+        attrs: list[tuple[str, Any]] = []
+        if dst.prefixlen:
+            attrs.append(("RTA_DST", str(dst.network_address)))
         if gateway is not None:
-            kwargs["gateway"] = str(gateway)
+            attrs.append(("RTA_GATEWAY", str(gateway)))
+        attrs.append(("RTA_OIF", index))
+        msg = route_message(
+            family=_family(dst.version),
+            dst_len=dst.prefixlen,
+            table=RT_TABLE_MAIN,
+            proto=RTPROT_BOOT,
+            scope=RT_SCOPE_UNIVERSE,
+            type=RTN_UNICAST,
+            attrs=attrs,
+        )
         # EEXIST: an identical route is there already, which is what we wanted.
         doing = f"adding route {dst} via {gateway} on {what}"
         with _netlink(doing, tolerate=(errno.EEXIST,)):
-            self.ipr.route(ROUTE_PREPEND, type="unicast", **kwargs)
+            self.sock.request(msg, RTM_NEWROUTE, ROUTE_PREPEND)
 
     def routes(self, index: int) -> list[tuple[IPNetwork, IPAddress | None]]:
         """(dst, gateway) of the main table's routes through link `index`."""
         out: list[tuple[IPNetwork, IPAddress | None]] = []
         doing = f"listing routes in {self.where}"
         for family in (AF_INET, AF_INET6):
-            for msg in _dump(doing, self.ipr.route, "dump", family=family, table=RT_TABLE_MAIN):
-                if _attr(msg, "RTA_OIF") != index:
+            query = route_message(family=family, table=RT_TABLE_MAIN, attrs=[("RTA_OIF", index)])
+            for msg in _dump(doing, self.sock, query, RTM_GETROUTE):
+                table = _attr(msg, "RTA_TABLE") or msg["table"]
+                if table != RT_TABLE_MAIN or _attr(msg, "RTA_OIF") != index:
                     continue
                 dst = _attr(msg, "RTA_DST")
                 default = "0.0.0.0" if family == AF_INET else "::"
@@ -320,15 +378,26 @@ class NetlinkSession:
         return state
 
 
+def _family(version: int) -> int:
+    return AF_INET if version == 4 else AF_INET6
+
+
 @contextmanager
 def host_session() -> Iterator[NetlinkSession]:
-    with IPRoute() as ipr:
-        yield NetlinkSession(ipr, "the host namespace")
+    with RtnlSocket() as sock:
+        yield NetlinkSession(sock, "the host namespace")
 
 
 @contextmanager
 def netns_session(path: str) -> Iterator[NetlinkSession]:
+    """A session in the namespace at `path`: its socket is opened from a thread that entered
+    that namespace (no fork, and the rest of the process stays where it is)."""
     with _netns_file(path, "enter"):
-        ipr = IPRoute(netns=path, flags=NETNS_OPEN_EXISTING)
-    with ipr:
-        yield NetlinkSession(ipr, f"namespace {path}")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _netns_file(path, "enter"):
+            sock = rtnl.in_netns(fd, RtnlSocket)
+    finally:
+        os.close(fd)
+    with sock:
+        yield NetlinkSession(sock, f"namespace {path}")
