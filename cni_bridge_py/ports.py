@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cni_bridge_py.firewall.backend import MasqBackend, SpoofChecker
@@ -59,6 +59,7 @@ class Links(Protocol):
         self, host_name: str, peer_name: str, peer_netns: str, mtu: int, peer_mac: str
     ) -> None: ...
     def set_up(self, index: int, what: str) -> None: ...
+    def set_down(self, index: int, what: str) -> None: ...
     def set_promisc(self, index: int, what: str) -> None: ...
     def set_mac(self, index: int, mac: str, what: str) -> None: ...
     def attach_port(
@@ -78,6 +79,25 @@ class Links(Protocol):
     def wait_operstate_up(self, index: int, what: str, delays_ms: tuple[int, ...]) -> str: ...
 
 
+class Background(Protocol):
+    """Work a request may leave to finish after its answer: a veth's deletion waits for the
+    kernel's RCU grace periods (tens of ms) and nobody needs to wait for it. Keyed by the
+    attachment (container ID, ifname), so a new ADD of the same attachment settles it first."""
+
+    def later(self, key: tuple[str, str], work: Callable[[], object]) -> None: ...
+    def settle(self, key: tuple[str, str]) -> None: ...
+
+
+class Immediate:
+    """No background: `later` does the work now (the one-shot plugin, which exits after)."""
+
+    def later(self, key: tuple[str, str], work: Callable[[], object]) -> None:
+        work()
+
+    def settle(self, key: tuple[str, str]) -> None:
+        return None
+
+
 class Sysctl(Protocol):
     def write(self, key: str, value: str, *, required: bool = True) -> None: ...
 
@@ -85,6 +105,8 @@ class Sysctl(Protocol):
 @dataclass
 class Ports:
     host: Links
+    # A session of its own on the host namespace (work that outlives the request's `host`).
+    open_host: Callable[[], AbstractContextManager[Links]]
     open_netns: Callable[[str], AbstractContextManager[Links]]
     sysctl: Sysctl
     # The network's IPAM for this request (ipam.engine.ipam_for over the store).
@@ -102,3 +124,4 @@ class Ports:
     notes: Notes
     # macspoofchk (firewall): the nft spoof checker, None when nft is missing.
     spoof: Callable[[], SpoofChecker | None] = lambda: None
+    background: Background = field(default_factory=Immediate)

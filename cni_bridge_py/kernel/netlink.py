@@ -227,6 +227,9 @@ class NetlinkSession:
     def set_up(self, index: int, what: str) -> None:
         self._set(what, index=index, flags=IFF_UP, change=IFF_UP)
 
+    def set_down(self, index: int, what: str) -> None:
+        self._set(what, index=index, flags=0, change=IFF_UP)
+
     def set_promisc(self, index: int, what: str) -> None:
         self._set(what, index=index, flags=IFF_PROMISC, change=IFF_PROMISC)
 

@@ -39,6 +39,8 @@ class Attached:
 
 def add(request: Request, conf: NetConf, ports: Ports) -> Result:
     ports.check_netns(request.netns)
+    # A DEL of this attachment may still be deleting its veth in the background.
+    ports.background.settle((request.container_id, request.ifname))
     done = Attached()
     # One netlink session in the container for the whole ADD: each costs a fork and setns.
     with ports.open_netns(request.netns) as container, Rollback(ports.notes) as undo:

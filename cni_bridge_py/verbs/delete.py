@@ -9,6 +9,8 @@ and never touched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cni_bridge_py import plan
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.faults import fault_point
@@ -45,8 +47,26 @@ def _remove_container_interface(request: Request, conf: NetConf, ports: Ports) -
         if _owned_by_another(request, conf, ports, link):
             return []
         addresses = [a for a in container.addresses(link.index) if not a.ip.is_link_local]
-        container.delete_link(link.index, f"{request.ifname} in {request.netns}")
+        peer = ports.host.link_by_index(link.peer_index) if link.peer_index else None
+        if peer is None or peer.kind != "veth":
+            container.delete_link(link.index, f"{request.ifname} in {request.netns}")
+            return addresses
+        # Down now (off the bridge at once: its address is released below); the deletion of
+        # the pair, the slow part, may finish after the answer (Background).
+        container.set_down(link.index, f"{request.ifname} in {request.netns}")
+        ports.background.later(
+            (request.container_id, request.ifname), _deleter(ports, peer.index, peer.name)
+        )
         return addresses
+
+
+def _deleter(ports: Ports, index: int, name: str) -> Callable[[], object]:
+    def delete() -> None:
+        # Deleting the host end deletes the container end with it.
+        with ports.open_host() as host:
+            host.delete_link(index, f"host veth {name}")
+
+    return delete
 
 
 def _owned_by_another(request: Request, conf: NetConf, ports: Ports, link: LinkView) -> bool:

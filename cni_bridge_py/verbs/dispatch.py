@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cni_bridge_py import config
-from cni_bridge_py.ports import Ports
-from cni_bridge_py.request import Notes, Request
+from cni_bridge_py.ports import Background, Ports
+from cni_bridge_py.request import Handler, Notes, Request
 from cni_bridge_py.verbs import add, check, delete, gc, status
 
 # The verbs that print nothing on success (ADD prints its result).
@@ -24,11 +24,20 @@ SILENT: dict[str, Callable[[Request, config.NetConf, Ports], object]] = {
 
 def dispatch(request: Request, notes: Notes) -> str:
     """Run one validated request on the real kernel, firewall and store."""
-    from cni_bridge_py.verbs.system import system_ports  # noqa: PLC0415 - loads pyroute2
+    return dispatch_with(None)(request, notes)
 
-    conf = prepare(request)
-    with system_ports(request, notes) as ports:
-        return run(request, conf, ports)
+
+def dispatch_with(background: Background | None) -> Handler:
+    """The dispatch of a process that can finish slow work after answering (the agent)."""
+
+    def run_request(request: Request, notes: Notes) -> str:
+        from cni_bridge_py.verbs.system import system_ports  # noqa: PLC0415 - loads pyroute2
+
+        conf = prepare(request)
+        with system_ports(request, notes, background) as ports:
+            return run(request, conf, ports)
+
+    return run_request
 
 
 def prepare(request: Request) -> config.NetConf:

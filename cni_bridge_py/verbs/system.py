@@ -13,7 +13,7 @@ from cni_bridge_py.kernel import netlink
 from cni_bridge_py.kernel.netns import check_netns, netns_exists
 from cni_bridge_py.kernel.nssysctl import write_in_netns
 from cni_bridge_py.kernel.sysctl import ProcSysctl
-from cni_bridge_py.ports import Links, Ports
+from cni_bridge_py.ports import Background, Immediate, Links, Ports
 from cni_bridge_py.request import Notes, Request
 
 
@@ -24,7 +24,9 @@ def _open_netns(path: str) -> Iterator[Links]:
 
 
 @contextmanager
-def system_ports(request: Request, notes: Notes) -> Iterator[Ports]:
+def system_ports(
+    request: Request, notes: Notes, background: Background | None = None
+) -> Iterator[Ports]:
     # PATH first, as the reference's exec.LookPath("iptables"): a host that picked legacy
     # iptables through PATH gets the legacy backend. Then CNI_PATH and the usual dirs.
     dirs = [request.search_path, *request.path, "/usr/sbin:/usr/bin:/sbin:/bin"]
@@ -32,6 +34,7 @@ def system_ports(request: Request, notes: Notes) -> Iterator[Ports]:
     with netlink.host_session() as host:
         yield Ports(
             host=host,
+            open_host=netlink.host_session,
             open_netns=_open_netns,
             sysctl=ProcSysctl(),
             ipam=lambda conf, req: ipam_for(conf, req, DiskStore, notes),
@@ -42,5 +45,6 @@ def system_ports(request: Request, notes: Notes) -> Iterator[Ports]:
             netns_sysctl=write_in_netns,
             random_suffix=lambda: secrets.token_hex(4),
             notes=notes,
+            background=background or Immediate(),
             spoof=lambda: spoof_checker(path_env),
         )

@@ -191,6 +191,9 @@ class FakeLinks:
         record = self._change(index, "set_up", "", f"configuring {what}")
         self._bring_up(record)
 
+    def set_down(self, index: int, what: str) -> None:
+        self._change(index, "set_down", "", f"configuring {what}").up = False
+
     def set_promisc(self, index: int, what: str) -> None:
         self._change(index, "set_promisc", "", f"configuring {what}").promisc = True
 

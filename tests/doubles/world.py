@@ -3,13 +3,15 @@ spoof checker, IPAM stores and one call log; `ports()` hands the verbs a ready `
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 
 from cni_bridge_py.firewall.backend import MasqBackend, SpoofChecker
 from cni_bridge_py.ipam.config import DEFAULT_DATA_DIR, IpamConf
 from cni_bridge_py.ipam.engine import ipam_for
 from cni_bridge_py.ipam.interface import Ipam
-from cni_bridge_py.ports import Ports
+from cni_bridge_py.ports import Background, Immediate, Ports
 from cni_bridge_py.request import Notes, Request
 from tests.doubles.calls import Calls
 from tests.doubles.firewall import FakeMasq, FakeSpoofChecker
@@ -34,6 +36,8 @@ class World:
         self._counter = itertools.count(1)
         # Suffixes random_suffix answers first (to force host veth name clashes).
         self.suffixes: list[str] = []
+        # Where the verbs leave slow work (the agent's; the one-shot plugin does it at once).
+        self.background: Background = Immediate()
 
     def netns(self, path: str) -> FakeLinks:
         return self.kernel.add_netns(path)
@@ -54,6 +58,7 @@ class World:
 
         return Ports(
             host=self.host,
+            open_host=self._open_host,
             open_netns=self.kernel.open_netns,
             sysctl=self.kernel.sysctl,
             ipam=ipam,
@@ -65,7 +70,12 @@ class World:
             random_suffix=self._random_suffix,
             notes=notes,
             spoof=self._spoof,
+            background=self.background,
         )
+
+    @contextlib.contextmanager
+    def _open_host(self) -> Iterator[FakeLinks]:
+        yield self.host
 
     def _open_store(self, data_dir: str, network: str) -> MemoryStore:
         return self.store(network, data_dir)

@@ -16,6 +16,8 @@ from tests.unit.verbs.support import NETNS, add, netconf, run, with_prev
 
 VETH = "veth00000001"
 
+VETH = "veth00000001"
+
 
 def conf(**top: Any) -> dict[str, Any]:
     return netconf(macspoofchk=True, **top)
@@ -113,7 +115,8 @@ def test_del_removes_the_pair_and_keeps_the_bridge_and_gateway(
     run(world, "DEL", conf())
 
     assert world.calls.log == [
-        "red delete_link eth0",
+        "red set_down eth0",
+        f"host delete_link {VETH}",
         "ipam delete red/eth0",
         "spoof teardown red-eth0",
         "iptables teardown red 10.0.0.2/24",
@@ -160,7 +163,8 @@ def test_del_leaves_a_veth_of_another_network_alone(world: World, red: FakeLinks
     run(world, "DEL", conf())
 
     assert (world.host.state(), red.state(), world.masq["iptables"].of("red")) == before
-    assert "red delete_link eth0" not in world.calls.log
+    untouched = ("red set_down", "red delete_link", "host delete_link")
+    assert not [c for c in world.calls.log if c.startswith(untouched)]
     assert world.reservations("testnet") == {}
     assert world.reservations("othernet") == {"10.1.0.2": ("red", "eth0")}
 
@@ -292,3 +296,39 @@ def test_del_with_the_nftables_backend_removes_only_that_interface(
     run(world, "DEL", nft)
 
     assert world.masq["nftables"].of("red") == ["10.0.0.3/24"]
+
+
+class Later:
+    """The agent's Background, driven by hand: work waits until run_all()."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[tuple[str, str], Callable[[], object]]] = []
+        self.settled: list[tuple[str, str]] = []
+
+    def later(self, key: tuple[str, str], work: Callable[[], object]) -> None:
+        self.pending.append((key, work))
+
+    def settle(self, key: tuple[str, str]) -> None:
+        self.settled.append(key)
+        for _, work in [p for p in self.pending if p[0] == key]:
+            work()
+        self.pending = [p for p in self.pending if p[0] != key]
+
+
+def test_del_answers_before_the_slow_deletion_and_a_new_add_settles_it_first(
+    world: World, red: FakeLinks, added: dict[str, Any]
+) -> None:
+    world.background = later = Later()
+    run(world, "DEL", conf())
+
+    # Answered: down at once (off the bridge), released, rules gone; the pair still exists.
+    assert world.reservations("testnet") == {}
+    assert all(backend.of("red") == [] for backend in world.masq.values())
+    assert not red.get("eth0").up
+    assert [key for key, _ in later.pending] == [("red", "eth0")]
+    assert VETH in world.host.names()
+
+    # ADD of the same attachment waits for that deletion before it looks at the namespace.
+    add(world, netconf())
+    assert later.settled[0] == ("red", "eth0") and later.pending == []
+    assert red.get("eth0").up
