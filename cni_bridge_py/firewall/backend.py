@@ -69,9 +69,12 @@ def _iptables(path_env: str | None) -> MasqBackend | None:
 
         return LegacyIptables()
     if variant == "nft":
+        from cni_bridge_py.firewall.iptables_nft_probe import chain_exists  # noqa: PLC0415
         from cni_bridge_py.firewall.iptables_restore import RestoreIptables  # noqa: PLC0415
 
-        return RestoreIptables(path_env)
+        # The probe only where `nft` is here too: libnftables comes with it.
+        probe = chain_exists if shutil.which("nft", path=path_env) else None
+        return RestoreIptables(path_env, probe=probe)
     return None
 
 
