@@ -42,7 +42,8 @@ def _typed(lib: ctypes.CDLL, name: str, restype: Any, *argtypes: Any) -> Any:
 
 
 class Libnftables:
-    """The entry points a command needs, typed once, and the contexts kept per namespace."""
+    """The entry points a command needs, typed once, and the context kept for the process's
+    namespace."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         ctx = ctypes.c_void_p
@@ -59,7 +60,8 @@ class Libnftables:
                 lib, "nft_ctx_input_set_flags", ctypes.c_uint, ctx, ctypes.c_uint
             )
         self._free = _typed(lib, "nft_ctx_free", None, ctx)
-        self._kept: int | None = None
+        # (pid, context): a forked child must not talk over its parent's socket.
+        self._kept: tuple[int, int] | None = None
 
     def run(self, commands: str, *, json: bool = False, handles: bool = False) -> Outcome:
         """One nft_run_cmd_from_buffer: a batch of writes is one kernel transaction. `json`
@@ -68,9 +70,9 @@ class Libnftables:
         flags = OUTPUT_JSON if json else 0
         flags |= (OUTPUT_HANDLE | OUTPUT_NUMERIC_PRIO) if handles else 0
         with _CALLS:
-            here = _netns("thread-self")
-            kept = here == _netns("self")
-            ctx = self._kept if kept else None
+            kept = _netns("thread-self") == _netns("self")
+            pid = os.getpid()
+            ctx = self._kept[1] if kept and self._kept and self._kept[0] == pid else None
             if ctx is None:
                 ctx = self._new(CTX_DEFAULT)
                 if not ctx:
@@ -79,7 +81,7 @@ class Libnftables:
                 return self._command(ctx, commands, json, flags)
             finally:
                 if kept:
-                    self._kept = ctx
+                    self._kept = (pid, ctx)
                 else:
                     self._free(ctx)
 

@@ -4,6 +4,7 @@ where the library cannot load (faked with pytest-subprocess), and which of the t
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,18 @@ def test_a_thread_in_another_namespace_gets_a_context_of_its_own(
     monkeypatch.undo()
     lib.run("list tables")
     assert fake.ran[-1][0] == 1
+
+
+def test_a_forked_child_does_not_use_its_parents_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeLibrary()
+    lib = library(fake)
+    lib.run("list tables")
+    parent = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: parent + 1)
+    lib.run("list tables")
+    lib.run("list tables")
+    assert [ctx for ctx, _ in fake.ran] == [1, 2, 2]
+    assert fake.freed == []
 
 
 def test_flags_per_command() -> None:
