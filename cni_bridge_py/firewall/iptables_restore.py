@@ -64,18 +64,21 @@ class RestoreIptables:
                 self._restore(family, render_setup(self._nat(family), request, family))
 
     def teardown(self, request: MasqRequest) -> None:
-        # A family whose tools are missing here holds no rules of ours to remove.
-        present = [
-            f
+        # A family whose tools are missing here holds no rules of ours to remove, nor one
+        # whose chain the probe does not find.
+        chain = {
+            f: self.probe(f, request.chain) if self.probe else None
             for f in TOOLS
-            if self._tool(f, "-save")
-            and self._tool(f, "-restore")
-            and (self.probe is None or self.probe(f, request.chain) is not False)
-        ]
+            if self._tool(f, "-save") and self._tool(f, "-restore")
+        }
+        present = [f for f, exists in chain.items() if exists is not False]
         batches = {f: render_known_teardown(request, f) for f in present}
         failed = self._restore_blind({f: b for f, b in batches.items() if b is not None})
-        # Without any address every family is read: the container's jumps are found there.
-        unknown = present if not request.addresses else []
+        # A family with no known address is read when no address is known at all (the
+        # container's jumps are found there), or when its chain exists all the same.
+        unknown = [
+            f for f in present if batches[f] is None and (not request.addresses or chain[f] is True)
+        ]
         if not failed and not unknown:
             return
         with self._lock():

@@ -224,3 +224,17 @@ def test_del_skips_a_family_without_its_tools(tables: Tables) -> None:
     tables.restore()
     tables.backend().teardown(DUAL)
     assert tables.run() == ["iptables-restore"]
+
+
+def test_del_reads_a_family_without_known_addresses_only_where_its_chain_is(
+    tables: Tables,
+) -> None:
+    """Only IPv4 is known, but the probe sees the chain in ip6tables too (left jump-less by
+    some other writer): that family is read and the chain removed, as a read-first DEL did."""
+    orphan = f"*nat\n:POSTROUTING ACCEPT [0:0]\n:{CHAIN} - [0:0]\nCOMMIT\n"
+    tables.restore()
+    tables.save(orphan, "ip6tables")
+    tables.restore("ip6tables")
+    tables.backend(probe=lambda family, chain: True).teardown(RED)
+    assert tables.run() == ["iptables-restore", "ip6tables-save", "ip6tables-restore"]
+    assert tables.batches[1] == f"*nat\n-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n"
