@@ -1,7 +1,7 @@
 """libnftables in process, through ctypes: what `nft` does, without a process per command.
 
-The library is Debian's libnftables1, which the nftables package depends on. One context per
-network namespace lives as long as the process. Closing a context's netlink socket waits for
+The library is Debian's libnftables1, which the nftables package depends on. One context, for
+the process's own network namespace, lives as long as the process. Closing a context's netlink socket waits for
 the kernel to free what earlier transactions replaced or deleted (an RCU grace period, ~10 ms
 here), so a context per command would pay that on most writes; and libnftables' own cache is
 revalidated against the ruleset's generation on every command, so a kept context never works
