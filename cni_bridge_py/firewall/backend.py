@@ -1,7 +1,9 @@
 """What the verbs need from a masquerade backend, and how one is picked for this host.
 
 Backends are imported only once chosen: python-iptables (libiptc through ctypes) loads only
-on a legacy-iptables host, subprocess only when a binary is driven.
+on a legacy-iptables host, libnftables (ctypes) only for the nftables backend or the spoof
+checker, subprocess only when a binary is driven. nftables is chosen by `nft` on PATH, as the
+reference does; the commands then go through libnftables in process where it loads.
 """
 
 from __future__ import annotations
@@ -67,9 +69,12 @@ def _iptables(path_env: str | None) -> MasqBackend | None:
 
         return LegacyIptables()
     if variant == "nft":
+        from cni_bridge_py.firewall.iptables_nft_probe import chain_exists  # noqa: PLC0415
         from cni_bridge_py.firewall.iptables_restore import RestoreIptables  # noqa: PLC0415
 
-        return RestoreIptables(path_env)
+        # The probe only where `nft` is here too: libnftables comes with it.
+        probe = chain_exists if shutil.which("nft", path=path_env) else None
+        return RestoreIptables(path_env, probe=probe)
     return None
 
 
@@ -77,10 +82,10 @@ def _nftables(path_env: str | None) -> MasqBackend | None:
     found = shutil.which("nft", path=path_env)
     if found is None:
         return None
-    from cni_bridge_py.firewall.nft_run import Nft  # noqa: PLC0415
+    from cni_bridge_py.firewall.nft_run import open_nft  # noqa: PLC0415
     from cni_bridge_py.firewall.nftables import NftablesMasq  # noqa: PLC0415
 
-    return NftablesMasq(Nft(found))
+    return NftablesMasq(open_nft(found))
 
 
 def default_backend(path_env: str | None, preference: str = "") -> MasqBackend | None:
@@ -102,9 +107,9 @@ def spoof_checker(path_env: str | None) -> SpoofChecker | None:
     if found is None:
         return None
     from cni_bridge_py.firewall.macspoofchk import NftSpoofChecker  # noqa: PLC0415
-    from cni_bridge_py.firewall.nft_run import Nft  # noqa: PLC0415
+    from cni_bridge_py.firewall.nft_run import open_nft  # noqa: PLC0415
 
-    return NftSpoofChecker(Nft(found))
+    return NftSpoofChecker(open_nft(found))
 
 
 def all_backends(path_env: str | None) -> list[MasqBackend]:

@@ -1,6 +1,12 @@
 """Masquerade rules through python-iptables (libiptc), for hosts whose iptables is legacy.
 
 libiptc edits the legacy tables only; a host on iptables-nft uses iptables_restore instead.
+libiptc works on a snapshot of the whole table (read in process) and replaces it in one
+commit, which the kernel does not check against concurrent writers: every change holds the
+xtables lock from snapshot to commit, as the iptables binaries do. Within that, ADD and DEL
+read no rules in the usual case: a chain that ADD creates has no rule and nothing jumps to it,
+and DEL deletes the jumps of the addresses it knows by spec, then the chain, which libiptc
+refuses while another jump remains; anything unexpected is retried from the rules as read.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ class LegacyIptables:
         hosts = {f"{a.ip}/{a.max_prefixlen}" for a in sources}
         with self._lock():
             for family in (4, 6):
+                if any(a.version == family for a in sources) and self._remove_known(
+                    request, family
+                ):
+                    continue
                 self._remove_chains(family, {chain: hosts}, f"masquerade chain {chain}")
 
     def gc(self, network: str, valid: Collection[tuple[str, str]]) -> list[str]:
@@ -92,11 +102,14 @@ class LegacyIptables:
             table = table_cls(table_cls.NAT)
             table.autocommit = False
             table.refresh()
-            if not table.is_chain(request.chain):
+            fresh = not table.is_chain(request.chain)
+            if fresh:
                 table.create_chain(request.chain)
             chain = iptc.Chain(table, request.chain)
-            # Append-unique like the reference; ACCEPTs go in front of the MASQUERADE.
-            present = {_describe(r) for r in chain.rules}
+            # Append-unique like the reference; ACCEPTs go in front of the MASQUERADE. A chain
+            # just made has no rule and no jump to it: nothing to read (the rules of
+            # POSTROUTING, one per container, are what made an ADD grow with their number).
+            present = set() if fresh else {_describe(r) for r in chain.rules}
             *accepts, masquerade = self._chain_rules(request, family)
             for rule in accepts:
                 if _describe(rule) not in present:
@@ -104,7 +117,7 @@ class LegacyIptables:
             if _describe(masquerade) not in present:
                 chain.append_rule(masquerade)
             postrouting = iptc.Chain(table, "POSTROUTING")
-            present = {_describe(r) for r in postrouting.rules}
+            present = set() if fresh else {_describe(r) for r in postrouting.rules}
             for addr in request.addresses:
                 if addr.version == family:
                     jump = self._jump(request, addr, family)
@@ -112,9 +125,40 @@ class LegacyIptables:
                         postrouting.append_rule(jump)
             table.commit()
         except iptc.IPTCError as exc:
+            _discard(table)
             raise IOFailure(
                 f"installing masquerade chain {request.chain} (legacy iptables)", str(exc)
             ) from exc
+        finally:
+            table.autocommit = True
+
+    def _remove_known(self, request: MasqRequest, family: int) -> bool:
+        """The DEL of an attachment as its ADD made it, reading no rule: the jumps of the
+        addresses known for this family (deleted by spec), then the chain. True when done,
+        or when the chain does not exist (nothing can jump to it); False when the state is
+        another (a jump missing, or another still pointing at the chain): nothing was
+        committed then."""
+        table_cls, _ = _api(family)
+        try:
+            table = table_cls(table_cls.NAT)
+        except iptc.IPTCError:
+            return False  # the careful path reports it
+        try:
+            table.autocommit = False
+            table.refresh()
+            if not table.is_chain(request.chain):
+                return True
+            postrouting = iptc.Chain(table, "POSTROUTING")
+            sources = {a.ip: a for a in request.addresses if a.version == family}
+            for addr in sources.values():
+                postrouting.delete_rule(self._jump(request, addr, family))
+            iptc.Chain(table, request.chain).flush()
+            table.delete_chain(request.chain)
+            table.commit()
+            return True
+        except iptc.IPTCError:
+            _discard(table)
+            return False
         finally:
             table.autocommit = True
 
@@ -129,6 +173,10 @@ class LegacyIptables:
         try:
             table.autocommit = False
             table.refresh()
+            # Nothing jumps to a chain that does not exist: no rule needs reading for it.
+            chains = {c: hosts for c, hosts in chains.items() if table.is_chain(c)}
+            if not chains:
+                return
             postrouting = iptc.Chain(table, "POSTROUTING")
             for chain, hosts in chains.items():
                 jumps = [
@@ -142,6 +190,7 @@ class LegacyIptables:
                     table.delete_chain(chain)
             table.commit()
         except iptc.IPTCError as exc:
+            _discard(table)
             raise IOFailure(f"removing {what} (legacy iptables)", str(exc)) from exc
         finally:
             table.autocommit = True
@@ -174,6 +223,15 @@ class LegacyIptables:
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         return exclusive(self.lock_path, dir_mode=0o755)
+
+
+def _discard(table: Any) -> None:
+    """Drop the snapshot with whatever a failed change left in it. The table object is shared
+    by the process (python-iptables keeps one per table), and its next refresh with
+    autocommit on would commit the half-made change."""
+    table.autocommit = False
+    with contextlib.suppress(iptc.IPTCError):
+        table.close()
 
 
 def _owned_chains(table: Any, network: str) -> dict[str, str]:

@@ -1,6 +1,15 @@
-"""Masquerade rules through iptables-save/iptables-restore: one read and one batch per family.
+"""Masquerade rules through iptables-restore (iptables-nft, Debian 12's default, which
+python-iptables cannot write).
 
-This is how rules reach iptables-nft (Debian 12's default), which python-iptables cannot write.
+ADD and DEL write blind: one `iptables-restore --noflush` batch per address family, rendered
+from the network, the container ID and the addresses alone, that commits only when the kernel
+holds exactly the state it expects (layout.render_fresh_setup, layout.render_known_teardown).
+Each batch is one kernel transaction, so it needs no lock: concurrent ADDs of different
+containers touch different chains and only append to POSTROUTING. When a blind batch fails,
+the state was not the expected one (a second interface of the container, a repeated call,
+rules already gone, or made by someone else), and the kernel is read: iptables-save, then a
+batch rendered from what it said, under our lock so that two such read-then-writes never
+interleave. GC and CHECK always read.
 """
 
 from __future__ import annotations
@@ -9,14 +18,16 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from cni_bridge_py.errors import IOFailure
 from cni_bridge_py.filelock import exclusive
 from cni_bridge_py.firewall.layout import (
     MasqRequest,
     NatTable,
+    render_fresh_setup,
     render_gc,
+    render_known_teardown,
     render_setup,
     render_teardown,
     rules_missing,
@@ -24,28 +35,55 @@ from cni_bridge_py.firewall.layout import (
 
 LOCK_DIR = "/run/cni-bridge-py"
 TOOLS = {4: "iptables", 6: "ip6tables"}
+RESTORE_ARGS = ("--noflush", "-w")
+
+
+# Whether a family's nat table has a chain: True, False, or None for "cannot tell".
+ChainProbe = Callable[[int, str], bool | None]
 
 
 class RestoreIptables:
     name = "iptables"
 
-    def __init__(self, path_env: str | None = None, lock_dir: str = LOCK_DIR) -> None:
+    def __init__(
+        self, path_env: str | None = None, lock_dir: str = LOCK_DIR, probe: ChainProbe | None = None
+    ) -> None:
         self.path_env = path_env
         self.lock_dir = lock_dir
+        # Asked before a DEL spawns anything (iptables_nft_probe): a family without the
+        # chain holds nothing to remove.
+        self.probe = probe
 
     def setup(self, request: MasqRequest) -> None:
+        families = sorted({a.version for a in request.addresses})
+        failed = self._restore_blind({f: render_fresh_setup(request, f) for f in families})
+        if not failed:
+            return
         with self._lock():
-            for family in sorted({a.version for a in request.addresses}):
-                batch = render_setup(self._nat(family), request, family)
-                self._restore(family, batch)
+            for family in failed:
+                self._restore(family, render_setup(self._nat(family), request, family))
 
     def teardown(self, request: MasqRequest) -> None:
-        chain, sources = request.chain, request.addresses
+        # A family whose tools are missing here holds no rules of ours to remove, nor one
+        # whose chain the probe does not find.
+        chain = {
+            f: self.probe(f, request.chain) if self.probe else None
+            for f in TOOLS
+            if self._tool(f, "-save") and self._tool(f, "-restore")
+        }
+        present = [f for f, exists in chain.items() if exists is not False]
+        batches = {f: render_known_teardown(request, f) for f in present}
+        failed = self._restore_blind({f: b for f, b in batches.items() if b is not None})
+        # A family with no known address is read when no address is known at all (the
+        # container's jumps are found there), or when its chain exists all the same.
+        unknown = [
+            f for f in present if batches[f] is None and (not request.addresses or chain[f] is True)
+        ]
+        if not failed and not unknown:
+            return
         with self._lock():
-            for family in TOOLS:
-                if self._tool(family, "-save") is None:
-                    continue
-                batch = render_teardown(self._nat(family), chain, sources)
+            for family in sorted({*failed, *unknown}):
+                batch = render_teardown(self._nat(family), request.chain, request.addresses)
                 if batch is not None:
                     self._restore(family, batch)
 
@@ -70,31 +108,59 @@ class RestoreIptables:
             out += rules_missing(self._nat(family), request, family)
         return out
 
+    def _restore_blind(self, batches: dict[int, str]) -> list[int]:
+        """Every batch at once (a dual-stack attachment's two families run side by side);
+        the families whose batch did not commit."""
+        tools = {family: self._need(family, "-restore") for family in batches}
+        running = [
+            (family, _start([tools[family], *RESTORE_ARGS]), batch)
+            for family, batch in batches.items()
+        ]
+        failed = []
+        for family, proc, batch in running:
+            proc.communicate(batch)
+            if proc.returncode != 0:
+                failed.append(family)
+        return sorted(failed)
+
     def _nat(self, family: int) -> NatTable:
         return NatTable.parse(self._run(family, "-save", ["-t", "nat"]))
 
     def _restore(self, family: int, batch: str) -> None:
-        self._run(family, "-restore", ["--noflush", "-w"], stdin=batch)
+        self._run(family, "-restore", list(RESTORE_ARGS), stdin=batch)
 
     def _tool(self, family: int, suffix: str) -> str | None:
         return shutil.which(TOOLS[family] + suffix, path=self.path_env)
 
-    def _run(self, family: int, suffix: str, args: list[str], stdin: str | None = None) -> str:
+    def _need(self, family: int, suffix: str) -> str:
         tool = self._tool(family, suffix)
         if tool is None:
             raise IOFailure(
                 f"{TOOLS[family]}{suffix} not found", "install iptables or set ipMasq false"
             )
-        proc = subprocess.run(
-            [tool, *args], input=stdin, capture_output=True, text=True, check=False
-        )
+        return tool
+
+    def _run(self, family: int, suffix: str, args: list[str], stdin: str | None = None) -> str:
+        proc = _start([self._need(family, suffix), *args])
+        stdout, stderr = proc.communicate(stdin)
         if proc.returncode != 0:
             raise IOFailure(
                 f"{TOOLS[family]}{suffix} failed (exit {proc.returncode})",
-                (proc.stderr.strip() + ("\nbatch:\n" + stdin if stdin else "")).strip(),
+                (stderr.strip() + ("\nbatch:\n" + stdin if stdin else "")).strip(),
             )
-        return proc.stdout
+        return stdout
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
-        """Our read-then-write is one critical section across concurrent plugin runs."""
+        """Only around a read-then-write: what was read must still hold when the batch
+        rendered from it is applied, against our own other read-then-writes."""
         return exclusive(os.path.join(self.lock_dir, "iptables.lock"))
+
+
+def _start(command: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -115,10 +115,25 @@ def _source(rule: str) -> str:
 def render_setup(current: NatTable, request: MasqRequest, family: int) -> str:
     """An iptables-restore --noflush batch that adds what is missing (append-unique, like the
     reference), so a second interface of the same container keeps the first one's rules."""
-    lines = ["*nat"]
+    # ":chain" on an existing chain would flush it: only for a chain that is not there.
+    create = [] if request.chain in current.chains else [f":{request.chain} - [0:0]"]
     have = _normalised_rules_of(current, request.chain)
-    if request.chain not in current.chains:
-        lines.append(f":{request.chain} - [0:0]")
+    return _setup_batch(create, have, request, family)
+
+
+def render_fresh_setup(request: MasqRequest, family: int) -> str:
+    """The setup batch that needs no read: what render_setup writes into a table without the
+    chain, but the chain made with -N, which fails when it exists. A chain that does not
+    exist has no rule and nothing jumps to it (the kernel refuses both), so when this batch
+    commits, the attachment's rules are exactly right; when it fails, nothing of it was
+    applied (one COMMIT is one transaction)."""
+    return _setup_batch([f"-N {request.chain}"], set(), request, family)
+
+
+def _setup_batch(
+    create: list[str], have: set[tuple[str, ...]], request: MasqRequest, family: int
+) -> str:
+    lines = ["*nat", *create]
     wanted = chain_rules(request, family)
     accepts, masquerade = wanted[:-1], wanted[-1]
     for rule in accepts:
@@ -134,6 +149,20 @@ def render_setup(current: NatTable, request: MasqRequest, family: int) -> str:
                 lines.append(jump)
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+def render_known_teardown(request: MasqRequest, family: int) -> str | None:
+    """The teardown batch that needs no read, for the addresses the caller knows: delete
+    their jumps by spec, then flush and delete the chain. It commits only when the state is
+    the one an ADD of these addresses made: a missing jump or chain, or a jump from another
+    address still pointing at the chain (the kernel refuses to delete it), fails the whole
+    batch and changes nothing. None when no address of this family is known."""
+    # One jump per host address, however many prefixes the caller gathered it with.
+    sources = {a.ip: a for a in request.addresses if a.version == family}
+    if not sources:
+        return None
+    lines = ["-D" + jump_rule(request, a)[2:] for a in sources.values()]
+    return _batch([*lines, f"-F {request.chain}", f"-X {request.chain}"])
 
 
 def render_teardown(

@@ -73,6 +73,12 @@ class Ruleset:
                 )
         return cls(frozenset(tables), tuple(chains), tuple(rules))
 
+    def merged(self, other: Ruleset) -> Ruleset:
+        """Two listings (of different chains) as one."""
+        return Ruleset(
+            self.tables | other.tables, self.chains + other.chains, self.rules + other.rules
+        )
+
     def has_table(self, family: str, table: str) -> bool:
         return (family, table) in self.tables
 

@@ -78,15 +78,12 @@ def _quote(text: str) -> str:
 
 
 def render_setup(current: Ruleset, request: MasqRequest) -> str:
-    """One transaction: make sure the table and both chains exist, rewrite postrouting, drop
-    this attachment's earlier rules (a repeated ADD) and add one rule per address."""
+    """One transaction: make sure the table and both chains exist and postrouting holds its
+    three rules (written only when `current` does not show them in place), drop this
+    attachment's earlier rules (a repeated ADD) and add one rule per address."""
     comment = instance_comment(request.network, request.ifname, request.container_id)
     lines = [
-        f"add table {_PREFIX} {{ comment {_quote(TABLE_COMMENT)} ; }}",
-        f"add chain {_PREFIX} {MASQ_CHAIN} {{ comment {_quote(CHAIN_COMMENT)} ; }}",
-        f"add chain {_PREFIX} {POSTROUTING} {{ type nat hook postrouting priority 100 ; }}",
-        f"flush chain {_PREFIX} {POSTROUTING}",
-        *(f"add rule {_PREFIX} {POSTROUTING} {rule}" for rule in POSTROUTING_RULES),
+        *([] if base_in_place(current) else _base_lines()),
         *_delete_lines(attachment_rules(current, request)),
         *(
             f"add rule {_PREFIX} {MASQ_CHAIN} {masq_rule(a)} comment {_quote(comment)}"
@@ -94,6 +91,31 @@ def render_setup(current: Ruleset, request: MasqRequest) -> str:
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def base_in_place(current: Ruleset) -> bool:
+    """Whether both chains exist and postrouting holds exactly its three rules. Rewriting them
+    anyway would give the same rules; skipping it keeps an ADD to the one rule it adds (and
+    spares the kernel a chain update, whose release costs the next socket close a grace
+    period)."""
+    post = current.chain(FAMILY, TABLE, POSTROUTING)
+    return (
+        current.chain(FAMILY, TABLE, MASQ_CHAIN) is not None
+        and post is not None
+        and post.hook == POSTROUTING_HOOK
+        and [r.text for r in current.rules_of(FAMILY, TABLE, POSTROUTING)]
+        == list(POSTROUTING_RULES)
+    )
+
+
+def _base_lines() -> list[str]:
+    return [
+        f"add table {_PREFIX} {{ comment {_quote(TABLE_COMMENT)} ; }}",
+        f"add chain {_PREFIX} {MASQ_CHAIN} {{ comment {_quote(CHAIN_COMMENT)} ; }}",
+        f"add chain {_PREFIX} {POSTROUTING} {{ type nat hook postrouting priority 100 ; }}",
+        f"flush chain {_PREFIX} {POSTROUTING}",
+        *(f"add rule {_PREFIX} {POSTROUTING} {rule}" for rule in POSTROUTING_RULES),
+    ]
 
 
 def render_delete(rules: Iterable[Rule]) -> str | None:

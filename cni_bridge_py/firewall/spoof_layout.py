@@ -124,6 +124,22 @@ def render_setup(current: Ruleset, spec: SpoofCheck) -> dict[str, Any]:
     return {"nftables": commands}
 
 
+def render_fresh_setup(spec: SpoofCheck) -> dict[str, Any]:
+    """The setup transaction that needs no read: create (not add) the attachment's two chains,
+    which fails when either exists, then the four rules. It needs the table and PREROUTING
+    to exist and leaves them as they are. A chain that does not exist has no rule and
+    nothing jumps to it (the kernel refuses both), so when this commits the attachment's
+    rules are exactly right; when it fails nothing of it was applied."""
+    commands: list[dict[str, Any]] = [
+        {"create": {"chain": _chain(spec.iface_chain)}},
+        {"create": {"chain": _chain(spec.mac_chain)}},
+    ]
+    for chain, expr in expected_rules(spec):
+        rule = {"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr}
+        commands.append({"add": {"rule": {**rule, "comment": spec.comment}}})
+    return {"nftables": commands}
+
+
 def render_teardown(current: Ruleset, spec: SpoofCheck) -> dict[str, Any] | None:
     """One transaction removing the PREROUTING jumps and both chains; None when none exist.
     Chains are flushed before deletion: older kernels refuse to delete a non-empty chain."""

@@ -280,7 +280,8 @@ def test_gc_of_legacy_iptables(
 def test_concurrent_adds_and_dels(
     plugin: Plugin, namespaces: NamespaceFactory, nftconf: dict[str, Any]
 ) -> None:
-    """Our lock makes each read-then-write one critical section: no rule lost or doubled."""
+    """No lock between a read and its write: each is one transaction, and one that raced another
+    re-reads. No rule lost or doubled."""
     conf = {**nftconf, "macspoofchk": True}
     nss = [namespaces.new(f"c{i}") for i in range(10)]
 

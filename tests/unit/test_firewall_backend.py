@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import subprocess
 import sys
@@ -109,11 +110,57 @@ def test_python_iptables_loads_only_when_chosen(
     assert proc.stdout.strip() == expected
 
 
+LOADS = """
+import sys
+from cni_bridge_py.firewall.backend import default_backend, spoof_checker
+backend = default_backend(sys.argv[1], sys.argv[2])
+if sys.argv[3] == "spoof":
+    spoof_checker(sys.argv[1])
+watched = ("ctypes", "subprocess", "iptc", "cni_bridge_py.firewall.nft_lib")
+print(backend.name, sorted(m for m in sys.modules if m in watched))
+"""
+LIB = "cni_bridge_py.firewall.nft_lib"
+
+
+@pytest.mark.skipif(
+    not Path("/usr/lib/x86_64-linux-gnu/libnftables.so.1").exists()
+    and ctypes.util.find_library("nftables") is None,
+    reason="libnftables (Debian's libnftables1) is not installed",
+)
+@pytest.mark.parametrize(
+    ("preference", "spoof", "expected"),
+    [
+        # iptables-nft drives a binary; its DEL's probe loads libnftables only when it runs.
+        ("iptables", "", "iptables ['subprocess']"),
+        # nftables in process: ctypes and the library, no process module for it.
+        ("nftables", "", f"nftables ['{LIB}', 'ctypes']"),
+        ("iptables", "spoof", f"iptables ['{LIB}', 'ctypes', 'subprocess']"),
+    ],
+)
+def test_libnftables_loads_only_for_nftables_or_the_spoof_checker(
+    tmp_path: Path, preference: str, spoof: str, expected: str
+) -> None:
+    path = make_path(tmp_path, "nft", True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADS, path, preference, spoof],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+
+
 PURE = (
     "cni_bridge_py.firewall.backend",
     "cni_bridge_py.firewall.layout",
     "cni_bridge_py.firewall.nft_json",
     "cni_bridge_py.firewall.nft_layout",
+    "cni_bridge_py.firewall.nft_text",
+    "cni_bridge_py.firewall.nft_transport",
     "cni_bridge_py.firewall.spoof_layout",
 )
 

@@ -1,10 +1,10 @@
-"""The nftables masquerade layout (pure) and the backend's read/write logic with a fake `nft`."""
+"""The nftables masquerade layout (pure) and the backend's read/write logic over a scripted
+transport."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +13,10 @@ from cni_bridge_py.errors import IOFailure
 from cni_bridge_py.firewall import nft_layout as layout
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.nft_json import Chain, Rule, Ruleset, describe
-from cni_bridge_py.firewall.nft_run import Nft
+from cni_bridge_py.firewall.nft_run import ATTEMPTS, Nft
+from cni_bridge_py.firewall.nft_text import parse_chain
 from cni_bridge_py.firewall.nftables import NftablesMasq
+from tests.doubles.nft import ScriptedNft
 
 TABLE = "inet cni_plugins_masquerade"
 
@@ -209,15 +211,34 @@ def test_setup_into_empty_table_is_the_reference_layout() -> None:
 
 def test_repeated_setup_replaces_only_this_attachments_rules() -> None:
     """red1 again with one address: its two old rules go (by handle) in the same
-    transaction; blue1's and othernet's red1 (same container, other network) stay."""
+    transaction; blue1's and othernet's red1 (same container, other network) stay. The
+    table's chains are in place, so they are not rewritten."""
     batch = layout.render_setup(CURRENT, req("testnet", "red1", "192.168.15.9/24"))
     comment = "c5964c6794a1152e-924df77753e72b56, net: testnet, if: eth0, id: red1"
-    assert batch == SETUP_HEAD + (
+    assert batch == (
         f"delete rule {TABLE} masq_checks handle 6\n"
         f"delete rule {TABLE} masq_checks handle 7\n"
         f"add rule {TABLE} masq_checks ip saddr 192.168.15.9 ip daddr != 192.168.15.0/24"
         f' masquerade comment "{comment}"\n'
     )
+
+
+def test_postrouting_is_rewritten_unless_exactly_in_place() -> None:
+    post = [r for r in CURRENT.rules if r.chain == "postrouting"]
+    masq = [r for r in CURRENT.rules if r.chain == "masq_checks"]
+    chains = {c.name: c for c in CURRENT.chains}
+    regular = Chain("inet", "cni_plugins_masquerade", "postrouting")  # no hook
+    broken = [
+        Ruleset(CURRENT.tables, CURRENT.chains, (*masq, *post[:2])),  # the goto is gone
+        Ruleset(CURRENT.tables, CURRENT.chains, (*masq, *post, post[0])),  # one too many
+        Ruleset(CURRENT.tables, (chains["masq_checks"], regular), CURRENT.rules),
+        Ruleset(CURRENT.tables, (chains["postrouting"],), CURRENT.rules),  # no masq_checks
+    ]
+    assert layout.base_in_place(CURRENT)
+    for current in broken:
+        assert not layout.base_in_place(current)
+        assert layout.render_setup(current, RED).startswith(SETUP_HEAD)
+    assert not layout.render_setup(CURRENT, RED).startswith("add table")
 
 
 def test_dual_stack_setup_writes_one_rule_per_address() -> None:
@@ -307,91 +328,146 @@ def test_broken_postrouting_is_reported() -> None:
     ]
 
 
-# --- the backend, with `nft` faked
+# --- the fast read: `nft -a -y list chain` (nft 1.0.6, the state of LISTING)
+
+MASQ_TEXT = """\
+table inet cni_plugins_masquerade {
+\tchain masq_checks { # handle 1
+\t\tcomment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"
+\t\tip saddr 192.168.15.2 ip daddr != 192.168.15.0/24 masquerade comment "c5964c6794a1152e-924df77753e72b56, net: testnet, if: eth0, id: red1" # handle 6
+\t\tip6 saddr fd00::2 ip6 daddr != fd00::/64 masquerade comment "c5964c6794a1152e-924df77753e72b56, net: testnet, if: eth0, id: red1" # handle 7
+\t\tip saddr 192.168.15.3 ip daddr != 192.168.15.0/24 masquerade comment "c5964c6794a1152e-f7279c0ffd43c284, net: testnet, if: eth0, id: blue1" # handle 11
+\t\tip saddr 10.9.0.2 ip daddr != 10.9.0.0/16 masquerade comment "0e0993d3a5cba48c-f62b72e71bb9eb4c, net: othernet, if: eth1, id: red1" # handle 15
+\t}
+}
+"""  # noqa: E501 - nft's lines
+POST_TEXT = """\
+table inet cni_plugins_masquerade {
+\tchain postrouting { # handle 2
+\t\ttype nat hook postrouting priority 100; policy accept;
+\t\tip daddr 224.0.0.0/4 return # handle 12
+\t\tip6 daddr ff00::/8 return # handle 13
+\t\tgoto masq_checks # handle 14
+\t}
+}
+"""
+LIST_MASQ = "list chain inet cni_plugins_masquerade masq_checks"
+LIST_POST = "list chain inet cni_plugins_masquerade postrouting"
+LIST_TABLE = "list table inet cni_plugins_masquerade"
 
 
-class FakeNft(Nft):
-    def __init__(self, lock_dir: Path, listing: dict[str, Any] | None) -> None:
-        super().__init__("/nonexistent/nft", str(lock_dir))
-        self.listing_value = listing
-        self.batches: list[str] = []
-        self.reads = 0
-        self.fail_apply = 0
-        self.fail_list = False
-        self.works = True
+def test_the_text_listing_reads_as_the_json_one() -> None:
+    """What ADD, DEL and GC use of a rule (handle, comment, and our rules' text) is the same
+    from the text listing as from the JSON one; the base chain's hook too."""
+    fast = parse_chain(MASQ_TEXT, "inet", "cni_plugins_masquerade", "masq_checks").merged(
+        parse_chain(POST_TEXT, "inet", "cni_plugins_masquerade", "postrouting")
+    )
+    assert {(r.chain, r.handle, r.comment, r.text) for r in fast.rules} == {
+        (r.chain, r.handle, r.comment, r.text) for r in CURRENT.rules
+    }
+    assert set(fast.chains) == set(CURRENT.chains)
+    assert layout.render_setup(fast, RED) == layout.render_setup(CURRENT, RED)
 
-    def listing(self, *what: str) -> dict[str, Any] | None:
-        assert what == ("table", "inet", "cni_plugins_masquerade")
-        self.reads += 1
-        if self.fail_list:
-            raise IOFailure("nft list failed", "Operation not supported")
-        return self.listing_value
 
-    def apply(self, batch: str, what: str) -> None:
-        if self.fail_apply:
-            self.fail_apply -= 1
-            raise IOFailure("nft failed", "No such file or directory")
-        self.batches.append(batch)
+def test_text_rules_without_a_comment_of_their_own() -> None:
+    listing = (
+        "table inet t {\n\tchain c { # handle 1\n"
+        '\t\tip saddr { 10.1.1.1 comment "elem", 10.1.1.2 } masquerade # handle 10\n'
+        "\t\tcounter packets 0 bytes 0 accept # handle 11\n"
+        "\t}\n}\n"
+    )
+    rules = parse_chain(listing, "inet", "t", "c").rules
+    assert [(r.handle, r.comment) for r in rules] == [(10, ""), (11, "")]
+    assert rules[0].text == 'ip saddr { 10.1.1.1 comment "elem", 10.1.1.2 } masquerade'
+    assert parse_chain(listing, "inet", "t", "c").chains[0].hook is None
 
-    def usable(self) -> bool:
-        return self.works
+
+# --- the backend over a scripted transport
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> FakeNft:
-    return FakeNft(tmp_path, LISTING)
+def nft() -> ScriptedNft:
+    return ScriptedNft(
+        chains={LIST_MASQ: MASQ_TEXT, LIST_POST: POST_TEXT}, tables={LIST_TABLE: LISTING}
+    )
 
 
-def test_one_read_and_one_transaction_per_call(fake: FakeNft) -> None:
-    backend = NftablesMasq(fake)
-    backend.setup(RED)
-    backend.teardown(RED)
-    assert fake.reads == 2
-    assert len(fake.batches) == 2
-    assert fake.batches[1].count("delete rule") == 2
+def test_add_reads_two_chains_and_writes_only_the_attachment(nft: ScriptedNft) -> None:
+    NftablesMasq(Nft(nft)).setup(req("testnet", "green1", "192.168.15.4/24"))
+    assert nft.reads() == [LIST_MASQ, LIST_POST]
+    assert nft.writes == [
+        f"add rule {TABLE} masq_checks ip saddr 192.168.15.4 ip daddr != 192.168.15.0/24"
+        ' masquerade comment "c5964c6794a1152e-989986d58dd2ba17, net: testnet, if: eth0,'
+        ' id: green1"\n'
+    ]
 
 
-def test_teardown_of_unknown_attachment_writes_nothing(fake: FakeNft) -> None:
-    NftablesMasq(fake).teardown(req("testnet", "nobody"))
-    fake.listing_value = None
-    NftablesMasq(fake).teardown(RED)
-    assert fake.batches == []
+def test_first_add_on_the_host_writes_the_whole_layout() -> None:
+    nft = ScriptedNft()
+    NftablesMasq(Nft(nft)).setup(req("unit-test", "one", "192.168.1.1/24"))
+    assert nft.reads() == [LIST_MASQ]  # no masq_checks: postrouting need not be read
+    assert nft.writes == [layout.render_setup(Ruleset(), req("unit-test", "one", "192.168.1.1/24"))]
+    assert nft.writes[0].startswith(SETUP_HEAD)
 
 
-def test_failed_batch_is_retried_once_after_a_fresh_read(fake: FakeNft) -> None:
-    fake.fail_apply = 1
-    NftablesMasq(fake).setup(RED)
-    assert (fake.reads, len(fake.batches)) == (2, 1)
-    fake.fail_apply = 2
-    with pytest.raises(IOFailure):
-        NftablesMasq(fake).setup(RED)
+def test_a_failed_write_is_retried_from_the_full_json_read(nft: ScriptedNft) -> None:
+    nft.fail_writes = 1
+    NftablesMasq(Nft(nft)).setup(RED)
+    assert nft.reads() == [LIST_MASQ, LIST_POST, LIST_TABLE]
+    assert nft.writes == [layout.render_setup(CURRENT, RED)]
 
 
-def test_cleanup_is_a_no_op_where_the_kernel_has_no_nftables(fake: FakeNft) -> None:
-    fake.fail_list = True
-    fake.works = False
-    backend = NftablesMasq(fake)
+def test_a_write_failing_every_time_is_reported(nft: ScriptedNft) -> None:
+    nft.fail_writes = ATTEMPTS
+    with pytest.raises(IOFailure, match="installing masquerade rules"):
+        NftablesMasq(Nft(nft)).setup(RED)
+    assert nft.reads().count(LIST_TABLE) == ATTEMPTS - 1
+    assert nft.writes == []
+
+
+def test_del_reads_masq_checks_and_deletes_by_handle(nft: ScriptedNft) -> None:
+    NftablesMasq(Nft(nft)).teardown(req("testnet", "red1"))  # no address known: all the same
+    assert nft.reads() == [LIST_MASQ]
+    assert nft.writes == [
+        f"delete rule {TABLE} masq_checks handle 6\ndelete rule {TABLE} masq_checks handle 7\n"
+    ]
+
+
+def test_del_of_an_unknown_attachment_or_without_the_table_writes_nothing(
+    nft: ScriptedNft,
+) -> None:
+    NftablesMasq(Nft(nft)).teardown(req("testnet", "nobody"))
+    empty = ScriptedNft()
+    NftablesMasq(Nft(empty)).teardown(RED)
+    assert nft.writes == empty.writes == []
+    assert empty.reads() == [LIST_MASQ]
+
+
+def test_cleanup_is_a_no_op_where_the_kernel_has_no_nftables(nft: ScriptedNft) -> None:
+    nft.kernel_has_nftables = False
+    backend = NftablesMasq(Nft(nft))
     backend.teardown(RED)
     assert backend.gc("testnet", set()) == []
-    fake.works = True
-    with pytest.raises(IOFailure):
-        backend.teardown(RED)
     with pytest.raises(IOFailure):
         backend.setup(RED)  # ADD never hides a failure
+    nft.kernel_has_nftables = True
+    nft.fail_writes = ATTEMPTS
+    with pytest.raises(IOFailure):
+        backend.teardown(RED)  # a kernel with nftables: the failure is real
 
 
-def test_gc_one_batch_and_one_line_per_attachment(fake: FakeNft) -> None:
-    removed = NftablesMasq(fake).gc("testnet", [("blue1", "eth0")])
+def test_gc_one_batch_and_one_line_per_attachment(nft: ScriptedNft) -> None:
+    removed = NftablesMasq(Nft(nft)).gc("testnet", [("blue1", "eth0")])
     assert removed == [
         "nftables c5964c6794a1152e-924df77753e72b56, net: testnet, if: eth0, id: red1"
     ]
-    assert fake.batches == [
+    assert nft.writes == [
         f"delete rule {TABLE} masq_checks handle 6\ndelete rule {TABLE} masq_checks handle 7\n"
     ]
-    assert NftablesMasq(fake).gc("othernet", [("red1", "eth1")]) == []
-    assert len(fake.batches) == 1
+    assert NftablesMasq(Nft(nft)).gc("othernet", [("red1", "eth1")]) == []
+    assert len(nft.writes) == 1
 
 
-def test_missing_reads_once(fake: FakeNft) -> None:
-    assert NftablesMasq(fake).missing(RED) == []
-    assert fake.reads == 1
+def test_check_reads_the_table_once_as_json(nft: ScriptedNft) -> None:
+    assert NftablesMasq(Nft(nft)).missing(RED) == []
+    assert nft.reads() == [LIST_TABLE]

@@ -1,13 +1,20 @@
-"""The macspoofchk layout (pure): names, the JSON transactions and CHECK's comparison."""
+"""The macspoofchk layout (pure): names, the JSON transactions and CHECK's comparison; and the
+checker's reads and writes over a scripted transport."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+
+from cni_bridge_py.errors import IOFailure
 from cni_bridge_py.firewall import spoof_layout as layout
+from cni_bridge_py.firewall.macspoofchk import NftSpoofChecker
 from cni_bridge_py.firewall.nft_json import Ruleset
+from cni_bridge_py.firewall.nft_run import ATTEMPTS, Nft
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
+from tests.doubles.nft import ScriptedNft
 
 # `nft -j list table bridge nat` (nft 1.0.6) after our setup for red1/eth0.
 LISTING = json.loads("""{"nftables": [
@@ -212,3 +219,111 @@ def test_missing_pieces_are_reported() -> None:
     assert layout.rules_missing(Ruleset(CURRENT.tables, chains, rules), RED) == [
         "chain bridge nat cni-br-iface-red1-eth0-mac"
     ]
+
+
+# --- the blind ADD
+
+
+def test_fresh_setup_creates_the_chains_and_adds_the_rules_only() -> None:
+    """The same four rules as the full setup, behind two `create`s that fail when a chain of
+    the attachment exists; the shared table and PREROUTING are not rewritten."""
+    fresh = layout.render_fresh_setup(RED)["nftables"]
+    full = layout.render_setup(Ruleset(), RED)["nftables"]
+    assert fresh[:2] == [
+        {"create": {"chain": chain("cni-br-iface-red1-eth0")}},
+        {"create": {"chain": chain("cni-br-iface-red1-eth0-mac")}},
+    ]
+    assert fresh[2:] == [c for c in full if "rule" in c.get("add", {})]
+    assert len(fresh) == 6
+
+
+# --- the checker over a scripted transport (texts as `nft -a -y list chain` printed them)
+
+PREROUTING_TEXT = """\
+table bridge nat {
+\tchain PREROUTING { # handle 1
+\t\ttype filter hook prerouting priority -300; policy accept;
+\t\tiifname "veth0a1b2c3d" jump cni-br-iface-red1-eth0 comment "macspoofchk-red1-eth0" # handle 4
+\t}
+}
+"""
+IFACE_TEXT = """\
+table bridge nat {
+\tchain cni-br-iface-red1-eth0 { # handle 2
+\t\tjump cni-br-iface-red1-eth0-mac comment "macspoofchk-red1-eth0" # handle 5
+\t}
+}
+"""
+MAC_TEXT = """\
+table bridge nat {
+\tchain cni-br-iface-red1-eth0-mac { # handle 3
+\t\tether saddr 0a:58:c0:a8:0f:02 return comment "macspoofchk-red1-eth0" # handle 6
+\t\tdrop comment "macspoofchk-red1-eth0" # handle 7
+\t}
+}
+"""
+LIST_PREROUTING = "list chain bridge nat PREROUTING"
+LIST_IFACE = "list chain bridge nat cni-br-iface-red1-eth0"
+LIST_MAC = "list chain bridge nat cni-br-iface-red1-eth0-mac"
+LIST_TABLE = "list table bridge nat"
+
+
+@pytest.fixture
+def nft() -> ScriptedNft:
+    return ScriptedNft(
+        chains={LIST_PREROUTING: PREROUTING_TEXT, LIST_IFACE: IFACE_TEXT, LIST_MAC: MAC_TEXT},
+        tables={LIST_TABLE: LISTING},
+    )
+
+
+def test_add_is_one_blind_transaction() -> None:
+    nft = ScriptedNft()
+    NftSpoofChecker(Nft(nft)).setup(RED)
+    assert nft.reads() == []
+    assert [json.loads(w) for w in nft.writes] == [layout.render_fresh_setup(RED)]
+
+
+def test_add_that_finds_its_chains_reads_and_rewrites(nft: ScriptedNft) -> None:
+    """The blind write fails (here: scripted; in the kernel: the chain exists, or the table
+    does not yet); then the table is read and the full transaction written."""
+    nft.fail_writes = 1
+    NftSpoofChecker(Nft(nft)).setup(RED)
+    assert nft.reads() == [LIST_TABLE]
+    assert [json.loads(w) for w in nft.writes] == [layout.render_setup(CURRENT, RED)]
+
+
+def test_add_failing_throughout_is_reported(nft: ScriptedNft) -> None:
+    nft.fail_writes = 1 + ATTEMPTS
+    with pytest.raises(IOFailure, match="installing macspoofchk rules"):
+        NftSpoofChecker(Nft(nft)).setup(RED)
+
+
+def test_del_reads_what_it_removes_and_writes_once(nft: ScriptedNft) -> None:
+    NftSpoofChecker(Nft(nft)).teardown(SpoofCheck("red1", "eth0"))
+    assert nft.reads() == [LIST_PREROUTING, LIST_IFACE, LIST_MAC]
+    assert [json.loads(w) for w in nft.writes] == [
+        layout.render_teardown(CURRENT, SpoofCheck("red1", "eth0"))
+    ]
+
+
+def test_del_without_rules_writes_nothing() -> None:
+    nft = ScriptedNft()
+    NftSpoofChecker(Nft(nft)).teardown(SpoofCheck("red1", "eth0"))
+    assert nft.writes == []
+    assert LIST_TABLE not in nft.reads()
+
+
+def test_del_whose_write_fails_retries_from_the_json_table(nft: ScriptedNft) -> None:
+    nft.fail_writes = 1
+    NftSpoofChecker(Nft(nft)).teardown(SpoofCheck("red1", "eth0"))
+    assert nft.reads()[3:] == [LIST_TABLE]
+    assert len(nft.writes) == 1
+
+
+def test_del_is_a_no_op_where_the_kernel_has_no_nftables(nft: ScriptedNft) -> None:
+    nft.kernel_has_nftables = False
+    NftSpoofChecker(Nft(nft)).teardown(SpoofCheck("red1", "eth0"))
+    nft.kernel_has_nftables = True
+    nft.fail_writes = ATTEMPTS
+    with pytest.raises(IOFailure):
+        NftSpoofChecker(Nft(nft)).teardown(SpoofCheck("red1", "eth0"))

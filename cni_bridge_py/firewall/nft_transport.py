@@ -1,0 +1,21 @@
+"""How nft commands reach the kernel (pure): the result of one command, and what runs it
+(nft_lib in process, or nft_binary as a process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    output: str
+    error: str
+
+
+class Transport(Protocol):
+    def run(self, commands: str, *, json: bool = False, handles: bool = False) -> Outcome:
+        """Run nft commands (text, or a JSON document with json=True, which also makes the
+        output JSON); `handles` adds `# handle N` to the rules of a text listing and prints
+        chain priorities as numbers."""

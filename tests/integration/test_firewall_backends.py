@@ -1,0 +1,190 @@
+"""The masquerade backends driven directly in a throwaway namespace: what an ADD or DEL writes,
+and how many iptables processes it takes, blind or falling back to a read. The plugin-level
+suites (test_masquerade, test_nftables) show the same layouts through the executable; here
+each path of the backends is taken on purpose and counted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.netns import Namespace, NamespaceFactory
+from tests.support.plugin import nat_rules_for
+
+SUBNET = "192.168.15.0/24"
+SYSTEM = "/usr/sbin:/usr/bin:/sbin:/bin"
+TOOLS = ("iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore")
+
+# Runs in the namespace: each step is (verb, containerID, ifname, [addresses]).
+DRIVER = """
+import ipaddress, json, sys
+from cni_bridge_py.firewall.backend import default_backend
+from cni_bridge_py.firewall.layout import MasqRequest
+backend = default_backend(sys.argv[1], "iptables")
+for verb, cid, ifname, addresses in json.loads(sys.argv[2]):
+    addrs = tuple(ipaddress.ip_interface(a) for a in addresses)
+    getattr(backend, verb)(MasqRequest("testnet", cid, addrs, ifname))
+print(backend.name)
+"""
+
+Step = tuple[str, str, str, list[str]]
+
+
+class Iptables:
+    """A PATH whose iptables tools log each run, then exec the real ones (the nft variant, or
+    the legacy one)."""
+
+    def __init__(self, ns: Namespace, shim: Path, variant: str) -> None:
+        self.ns, self.variant = ns, variant
+        self.log = shim / "runs.log"
+        shim.mkdir()
+        suffix = "-legacy" if variant == "legacy" else "-nft"
+        (shim / "iptables").symlink_to(f"/usr/sbin/xtables{suffix}-multi")
+        for tool in TOOLS:
+            family, _, action = tool.partition("-")
+            script = shim / tool
+            real = f"/usr/sbin/{family}{suffix}-{action}"
+            script.write_text(f'#!/bin/sh\necho {tool} >> {self.log}\nexec {real} "$@"\n')
+            script.chmod(0o755)
+        self.path = f"{shim}:{SYSTEM}"
+
+    def run(self, *steps: Step) -> list[str]:
+        """The steps in one process in the namespace; the iptables tools they ran."""
+        self.log.write_text("")
+        name = self.ns.exec(sys.executable, "-c", DRIVER, self.path, json.dumps(steps)).strip()
+        assert name == ("iptables-legacy" if self.variant == "legacy" else "iptables")
+        return self.log.read_text().split()
+
+    def rules(self, tool: str = "iptables") -> list[str]:
+        suffix = "-legacy" if self.variant == "legacy" else ""
+        return self.ns.nat_rules(tool + suffix)
+
+
+# python-iptables cannot build IPv6 rules after IPv4 ones in one process ("can't find target
+# MASQUERADE"): legacy iptables with a dual-stack ipMasq network failed before these fast paths
+# too. Strict, so that the day it works this says so.
+LEGACY_DUAL_STACK = pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="python-iptables: IPv4 then IPv6 in one process"
+)
+
+
+@pytest.fixture(params=["nft", "legacy"])
+def iptables(
+    request: pytest.FixtureRequest, namespaces: NamespaceFactory, tmp_path: Path
+) -> Iptables:
+    return Iptables(namespaces.new("fw"), tmp_path / "bin", request.param)
+
+
+def red(verb: str, *addresses: str, ifname: str = "eth0") -> Step:
+    return (verb, "red1", ifname, list(addresses))
+
+
+def test_add_and_del_write_blind(iptables: Iptables) -> None:
+    """One iptables-restore each (none at all under legacy, which is in process)."""
+    ran = iptables.run(red("setup", "192.168.15.2/24"))
+    assert sorted(iptables.rules()) == sorted(
+        nat_rules_for("testnet", "red1", "192.168.15.2", SUBNET)
+    )
+    ran += iptables.run(red("teardown", "192.168.15.2/24"))
+    assert iptables.rules() == []
+    assert ran == ([] if iptables.variant == "legacy" else ["iptables-restore"] * 2)
+
+
+def test_repeated_add_reads_and_writes_nothing_twice(iptables: Iptables) -> None:
+    iptables.run(red("setup", "192.168.15.2/24"))
+    ran = iptables.run(red("setup", "192.168.15.2/24"))
+    assert sorted(iptables.rules()) == sorted(
+        nat_rules_for("testnet", "red1", "192.168.15.2", SUBNET)
+    )
+    if iptables.variant == "nft":
+        assert ran == ["iptables-restore", "iptables-save", "iptables-restore"]
+
+
+def test_second_interface_shares_the_chain_and_outlives_the_first(iptables: Iptables) -> None:
+    """red1's eth1 on the same network: the chain exists, so its ADD reads and appends; the
+    DEL of eth0's address finds eth1's jump still there, so it keeps the chain; the DEL of
+    eth1's address is blind again."""
+    ran = iptables.run(
+        red("setup", "192.168.15.2/24"), red("setup", "192.168.15.3/24", ifname="eth1")
+    )
+    first = nat_rules_for("testnet", "red1", "192.168.15.2", SUBNET)
+    second = nat_rules_for("testnet", "red1", "192.168.15.3", SUBNET)
+    assert sorted(iptables.rules()) == sorted({*first, *second})
+    ran += iptables.run(red("teardown", "192.168.15.2/24"))
+    assert sorted(iptables.rules()) == sorted(second)
+    ran += iptables.run(red("teardown", "192.168.15.3/24", ifname="eth1"))
+    assert iptables.rules() == []
+    if iptables.variant == "nft":
+        restore, save = "iptables-restore", "iptables-save"
+        assert ran == [restore, restore, save, restore, restore, save, restore, restore]
+
+
+def test_del_of_what_is_not_there_runs_nothing(iptables: Iptables) -> None:
+    ran = iptables.run(red("teardown", "192.168.15.2/24"), red("teardown"))
+    assert ran == []
+    assert iptables.rules() == []
+
+
+def test_del_without_addresses_finds_the_jumps(iptables: Iptables) -> None:
+    if iptables.variant == "legacy":
+        iptables.run(red("setup", "192.168.15.2/24"))
+        iptables.run(red("teardown"))
+        assert iptables.rules() == []
+        return
+    iptables.run(red("setup", "192.168.15.2/24", "fd00::2/64"))
+    assert len(iptables.rules("ip6tables")) == 4
+    ran = iptables.run(red("teardown"))
+    assert iptables.rules() == iptables.rules("ip6tables") == []
+    if iptables.variant == "nft":
+        assert sorted(ran) == sorted(TOOLS)
+
+
+@pytest.mark.parametrize("variant", ["nft", pytest.param("legacy", marks=LEGACY_DUAL_STACK)])
+def test_dual_stack_is_one_restore_per_family(
+    variant: str, namespaces: NamespaceFactory, tmp_path: Path
+) -> None:
+    iptables = Iptables(namespaces.new("fw"), tmp_path / "bin", variant)
+    ran = iptables.run(red("setup", "192.168.15.2/24", "fd00::2/64"))
+    assert len(iptables.rules()) == len(iptables.rules("ip6tables")) == 4
+    assert "-A POSTROUTING -s fd00::2/128" in " ".join(iptables.rules("ip6tables"))
+    ran += iptables.run(red("teardown", "192.168.15.2/24", "fd00::2/64"))
+    assert iptables.rules() == iptables.rules("ip6tables") == []
+    if iptables.variant == "nft":
+        assert sorted(ran) == ["ip6tables-restore"] * 2 + ["iptables-restore"] * 2
+
+
+# --- libnftables in process
+
+THREADS = """
+import ctypes, json, os, sys, threading
+from cni_bridge_py.firewall.nft_lib import load
+lib = load()
+assert lib is not None
+lib.run("add table inet here")
+seen = {}
+
+def elsewhere():
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0  # CLONE_NEWNET
+    lib.run("add table inet there")
+    seen["thread"] = lib.run("list tables").output.split()
+
+worker = threading.Thread(target=elsewhere)
+worker.start()
+worker.join()
+seen["main"] = lib.run("list tables").output.split()
+print(json.dumps(seen))
+"""
+
+
+def test_a_thread_in_another_namespace_writes_there(namespaces: NamespaceFactory) -> None:
+    """setns moves only the calling thread: its commands reach its namespace, and the kept
+    context of the process's own namespace still reaches that one afterwards."""
+    home, other = namespaces.new("home"), namespaces.new("other")
+    seen = json.loads(home.exec(sys.executable, "-c", THREADS, other.path))
+    assert seen == {"thread": ["table", "inet", "there"], "main": ["table", "inet", "here"]}
+    assert home.exec("nft", "list", "tables").split() == ["table", "inet", "here"]
+    assert other.exec("nft", "list", "tables").split() == ["table", "inet", "there"]
