@@ -6,6 +6,11 @@ VENV        ?= .venv
 CNI_BIN_DIR ?= /opt/cni/bin
 CNI_CONF_DIR ?= /etc/cni/net.d
 DESTDIR     ?=
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+SYSTEMCTL   ?= systemctl
+# The agent's socket is enabled only where systemd is PID 1 (sd_booted(3)), and never by a
+# DESTDIR install (staged for a package: the package's own scripts enable it).
+SYSTEMD_RUNNING ?= $(if $(DESTDIR),,$(shell test -d /run/systemd/system && echo yes))
 ALIASES     ?=
 PYTEST_ARGS ?=
 
@@ -13,6 +18,10 @@ PYTEST_ARGS ?=
 # and the conformance suite compares against (the reference plugins in /usr/lib/cni).
 DEB_PACKAGES := iproute2 iptables nftables iputils-ping containernetworking-plugins
 DEB_TOOLS    := ip iptables nft ping /usr/lib/cni/bridge
+# systemd-socket-activate starts the agent the way systemd's socket unit does, in the tests of
+# socket activation (the package installs it without needing systemd to run).
+DEB_PACKAGES += systemd
+DEB_TOOLS    += systemd-socket-activate
 # The runtimes that drive the plugin in tests/runtimes: upstream cnitool (built offline from
 # Go 1.19, libcni's Debian source and cnitool.go from `apt-get source`), containerd + runc,
 # podman, and busybox-static for the containers' root filesystem.
@@ -48,13 +57,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## The launchers (cni-bridge-py, cni-host-local-py) into $(DESTDIR)$(CNI_BIN_DIR);
-## ALIASES="bridge host-local" adds the reference's names for a drop-in swap.
+## ALIASES="bridge host-local" adds the reference's names for a drop-in swap. Also the agent's
+## systemd units into $(DESTDIR)$(SYSTEMD_UNIT_DIR), its socket enabled where systemd runs.
 install: venv
 	$(VENV_PY) -m cni_bridge_py.install --bin-dir $(DESTDIR)$(CNI_BIN_DIR) $(foreach a,$(ALIASES),--alias $(a))
+	SYSTEMD_RUNNING="$(SYSTEMD_RUNNING)" SYSTEMCTL="$(SYSTEMCTL)" \
+		sh scripts/agent-units.sh install "$(DESTDIR)$(SYSTEMD_UNIT_DIR)" "$(CNI_BIN_DIR)"
 
 ## Removes exactly what install wrote (never a file that is not ours).
 uninstall: venv
 	$(VENV_PY) -m cni_bridge_py.install --uninstall --bin-dir $(DESTDIR)$(CNI_BIN_DIR) $(foreach a,$(ALIASES),--alias $(a))
+	SYSTEMD_RUNNING="$(SYSTEMD_RUNNING)" SYSTEMCTL="$(SYSTEMCTL)" \
+		sh scripts/agent-units.sh uninstall "$(DESTDIR)$(SYSTEMD_UNIT_DIR)" "$(CNI_BIN_DIR)"
 
 ## make install-conf NET=conf/mynet.conflist
 install-conf:

@@ -3,18 +3,21 @@
 `cni-bridge-py` with CNI_COMMAND in the environment (or no arguments) is the CNI plugin;
 `cni-bridge-py cnitool add|check|del|gc|status NETWORK NETNS` is the cnitool-compatible runner;
 `cni-bridge-py agent [--socket PATH]` is the resident agent the plugin hands requests to.
+
+The plugin's path to an answer (VERSION, or the agent's reply) loads only this module, version
+(or the agent's client and protocol) and _socket: the launcher runs without `site`, so even
+os is not loaded yet, and the environment is read as posix.environ's bytes.
 """
 
-from __future__ import annotations
-
-import os
 import sys
+from posix import environ  # the bytes the process got; os would cost ~1.5 ms (collections.abc)
 
-# Not typing.TYPE_CHECKING: importing typing costs VERSION ~20 ms. mypy honours the name.
+# Not typing.TYPE_CHECKING: importing typing costs every plugin run. mypy honours the name.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from cni_bridge_py.agent.protocol import Reply
     from cni_bridge_py.answer import Answer
     from cni_bridge_py.request import Notes, Request
 
@@ -22,7 +25,9 @@ if TYPE_CHECKING:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "cnitool":
-        from cni_bridge_py.runner.cnitool import run_cnitool  # noqa: PLC0415 - only the runner needs it
+        import os  # noqa: PLC0415 - the plugin's path never loads it
+
+        from cni_bridge_py.runner.cnitool import run_cnitool  # noqa: PLC0415 - only the runner
 
         return run_cnitool(args[1:], dict(os.environ))
     if args and args[0] == "agent":
@@ -36,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plugin_main() -> int:
-    command = os.environ.get("CNI_COMMAND")
-    if command == "VERSION":
+    command = environ.get(b"CNI_COMMAND")
+    if command == b"VERSION":
         # The most frequent call of all (runtimes ask before each config): nothing else loaded.
         from cni_bridge_py.version import version_json  # noqa: PLC0415
 
@@ -45,15 +50,15 @@ def plugin_main() -> int:
         return 0
     stdin = _read_stdin() if command else b""
     if command:
-        answer = _ask_agent(stdin)
-        if answer is not None:
-            return _emit(answer)
+        reply = _ask_agent(stdin)
+        if reply is not None:
+            return _emit_bytes(reply)
     from cni_bridge_py.front import handle  # noqa: PLC0415
 
     return serve(lambda env, data: handle(env, data, run_verb), stdin)
 
 
-def run_verb(request: Request, notes: Notes) -> str:
+def run_verb(request: "Request", notes: "Notes") -> str:
     """The verbs, loaded only once a request is valid: they pull in pyroute2, which VERSION
     and every argument or config error never need."""
     from cni_bridge_py.verbs.dispatch import dispatch  # noqa: PLC0415
@@ -61,25 +66,24 @@ def run_verb(request: Request, notes: Notes) -> str:
     return dispatch(request, notes)
 
 
-def _ask_agent(stdin: bytes) -> Answer | None:
+def _ask_agent(stdin: bytes) -> "Reply | None":
     """With a resident agent listening, hand it the invocation untouched (see agent.client)."""
-    from cni_bridge_py.agent.path import listening_socket  # noqa: PLC0415
+    from cni_bridge_py.agent.client import forward, listening_socket  # noqa: PLC0415
+    from cni_bridge_py.agent.protocol import netns_identity  # noqa: PLC0415
 
-    if listening_socket(os.environ) is None:
-        return None  # no socket code loaded at all
-    from cni_bridge_py.agent.client import forward  # noqa: PLC0415
-
-    return forward(os.environ, stdin)
+    path = listening_socket(environ)
+    return None if path is None else forward(path, environ, stdin, netns_identity())
 
 
-def serve(handle: Callable[[Mapping[str, str], bytes], Answer], stdin: bytes | None = None) -> int:
+def serve(
+    handle: "Callable[[Mapping[str, str], bytes], Answer]", stdin: bytes | None = None
+) -> int:
     """Environment and stdin in, the answer out, the exit code back: for each plugin."""
+    import os  # noqa: PLC0415 - the one-shot path only: VERSION and the agent's replies skip it
+
     if stdin is None:
         stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
-    return _emit(handle(os.environ, stdin))
-
-
-def _emit(answer: Answer) -> int:
+    answer = handle(os.environ, stdin)
     if answer.stdout:
         sys.stdout.write(answer.stdout)
         sys.stdout.flush()
@@ -88,8 +92,19 @@ def _emit(answer: Answer) -> int:
     return answer.exit_code
 
 
+def _emit_bytes(reply: "Reply") -> int:
+    exit_code, stdout, stderr = reply
+    if stdout:
+        sys.stdout.buffer.write(stdout)
+        sys.stdout.buffer.flush()
+    if stderr:
+        sys.stderr.buffer.write(stderr)
+        sys.stderr.buffer.flush()
+    return exit_code
+
+
 def _read_stdin() -> bytes:
     try:
         return sys.stdin.buffer.read()
-    except (OSError, ValueError):
-        return b""  # no stdin at all: decoding reports it as an empty config
+    except (OSError, ValueError, AttributeError):
+        return b""  # no stdin at all (closed, or None): decoding reports it as an empty config

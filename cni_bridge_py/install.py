@@ -2,7 +2,10 @@
 
 Runtimes run plugins with a minimal environment (no venv activated, a bare PATH), so the
 launcher names this interpreter by absolute path and runs it isolated (-I: no PYTHON*
-variables, no user site). It works under any name, e.g. a `bridge` symlink for a drop-in swap.
+variables, no user site) and without `site` (-S): site costs every run ~4 ms and more with
+each .pth file, so the launcher puts on sys.path exactly what site would add for this
+interpreter (the venv's site-packages and the editable install's source dir), computed here.
+It works under any name, e.g. a `bridge` symlink for a drop-in swap.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,14 +29,46 @@ ENTRY_MODULES = {
 }
 
 
-def launcher_text(python: str, module: str = "cni_bridge_py.cli") -> str:
+# "-IS", one word: a shebang passes everything after the interpreter as a single argument.
+INTERPRETER_FLAGS = "-IS"
+_PRINT_PATH = "import sys; sys.stdout.write(chr(0).join(sys.path))"
+
+
+def launcher_text(python: str, paths: list[str], module: str = "cni_bridge_py.cli") -> str:
     return (
-        f"#!{python} -I\n"
-        "# Installed by cni-bridge-py (make install). Runs the CNI plugin with this interpreter.\n"
+        f"#!{python} {INTERPRETER_FLAGS}\n"
+        "# Installed by cni-bridge-py (make install). Runs the CNI plugin with this interpreter,\n"
+        "# without site: these are the paths site would add, as they were at install time.\n"
         "import sys\n"
+        f"sys.path += {paths!r}\n"
         f"from {module} import main\n"
         "sys.exit(main())\n"
     )
+
+
+def site_paths(python: str) -> list[str]:
+    """The sys.path entries `site` adds for `python` run isolated, in site's order."""
+    with_site, without_site = (
+        _sys_path([python, *flags, "-c", _PRINT_PATH]) for flags in (["-I"], ["-I", "-S"])
+    )
+    return [p for p in with_site if p and p not in without_site]
+
+
+def _sys_path(argv: list[str]) -> list[str]:
+    try:
+        out = subprocess.run(argv, capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SystemExit(f"cannot ask {argv[0]} for its sys.path: {exc}") from exc
+    return out.decode().split("\0")
+
+
+def package_dir(paths: list[str]) -> Path:
+    """The cni_bridge_py the launcher will import: the first on its paths."""
+    for entry in paths:
+        candidate = Path(entry) / "cni_bridge_py"
+        if (candidate / "__init__.py").is_file():
+            return candidate
+    return Path(cni_bridge_py.__file__).parent
 
 
 # Drop-in names: a runtime configured for the reference plugins finds ours under them.
@@ -45,10 +81,16 @@ def alias_target(alias: str) -> str:
 
 
 def install(
-    bin_dir: Path, python: str = sys.executable, aliases: tuple[str, ...] = ()
+    bin_dir: Path,
+    python: str = sys.executable,
+    aliases: tuple[str, ...] = (),
+    paths: list[str] | None = None,
 ) -> list[Path]:
     """Write the launchers (and alias symlinks); returns every path written. An alias never
-    replaces a file that is not ours (e.g. the reference `bridge`): remove it first."""
+    replaces a file that is not ours (e.g. the reference `bridge`): remove it first. `paths`:
+    the launcher's sys.path additions (by default what site adds for `python`)."""
+    if paths is None:
+        paths = site_paths(python)
     bin_dir.mkdir(parents=True, exist_ok=True)
     for alias in aliases:
         link = bin_dir / alias
@@ -58,7 +100,7 @@ def install(
     for name in EXECUTABLES:
         path = bin_dir / name
         tmp = bin_dir / f".{name}.tmp"
-        tmp.write_text(launcher_text(python, ENTRY_MODULES[name]))
+        tmp.write_text(launcher_text(python, paths, ENTRY_MODULES[name]))
         tmp.chmod(0o755)
         tmp.replace(path)  # atomic: a runtime never executes a half-written launcher
         written.append(path)
@@ -68,8 +110,9 @@ def install(
             link.unlink()
         link.symlink_to(alias_target(alias))
         written.append(link)
-    # Start-up speed: the package's bytecode, compiled once here, not at each run.
-    compileall.compile_dir(os.path.dirname(cni_bridge_py.__file__), quiet=1)
+    # Start-up speed: the bytecode of the package the launcher imports, compiled once here,
+    # not at each run (a runtime may run the plugin where it cannot write __pycache__).
+    compileall.compile_dir(package_dir(paths), quiet=1)
     return written
 
 

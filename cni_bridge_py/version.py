@@ -1,8 +1,7 @@
 """CNI spec versions: what we support, how they compare, which verbs each allows."""
 
-from __future__ import annotations
-
-from cni_bridge_py.errors import IncompatibleVersion
+# No `from __future__ import annotations` (a module load of its own) and errors only when one
+# is raised: VERSION, the most frequent call, loads this module alone.
 
 SUPPORTED_VERSIONS: tuple[str, ...] = (
     "0.1.0",
@@ -42,6 +41,8 @@ def at_least(version: str, minimum: str) -> bool:
 
 def require_supported(version: str) -> None:
     if version not in SUPPORTED_VERSIONS:
+        from cni_bridge_py.errors import IncompatibleVersion  # noqa: PLC0415 - see the top
+
         supported = " ".join(f'"{v}"' for v in SUPPORTED_VERSIONS)
         raise IncompatibleVersion(
             "incompatible CNI versions",
@@ -52,6 +53,8 @@ def require_supported(version: str) -> None:
 def require_verb_allowed(verb: str, version: str) -> None:
     minimum = VERB_MIN_VERSION[verb]
     if not at_least(version, minimum):
+        from cni_bridge_py.errors import IncompatibleVersion  # noqa: PLC0415 - see the top
+
         raise IncompatibleVersion(
             f"config version does not allow {verb}",
             f'config is "{version}"; {verb} needs cniVersion {minimum} or later',

@@ -1,1 +1,2 @@
-"""The resident agent: the server, the front's client, their wire format and socket path."""
+"""The resident agent: the server and its accepting threads, socket activation, the front's
+client, and their wire format."""

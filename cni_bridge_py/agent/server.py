@@ -2,11 +2,14 @@
 
 It runs the very same request handling as the one-shot plugin (front.handle and the verbs),
 but with pyroute2 and the firewall modules already imported, so a request skips the ~150 ms
-of imports. Requests are served concurrently, one thread each, serialised per network.
+of imports. Requests run concurrently, also those of one network: they hold only the locks
+the reference holds (the store's flock around allocation, the firewall's lock around the rule
+write), and a bridge or address two requests create at once is "already there" (EEXIST).
 
 Only root (SO_PEERCRED) may talk to it, over a 0600 socket in a 0700 directory, and it acts
 only for callers in its own network namespace: a front elsewhere gets a refusal and does the
-work itself. All state lives in the kernel and the store, so a crash loses nothing.
+work itself. All state lives in the kernel and the store, so a crash loses nothing. Under
+systemd the socket is passed in (agent.activation) and the first plugin call starts the agent.
 """
 
 from __future__ import annotations
@@ -16,16 +19,25 @@ import contextlib
 import os
 import signal
 import socket
-import socketserver
 import struct
 import sys
-import threading
 import time
+from collections.abc import Callable
 
+from cni_bridge_py.agent.acceptors import Acceptors
+from cni_bridge_py.agent.activation import (
+    ActivationError,
+    inherited_listener,
+    open_to_others,
+    socket_path,
+)
 from cni_bridge_py.agent.protocol import (
     DEFAULT_SOCKET,
     AgentRequest,
+    OtherVersion,
+    Oversized,
     ProtocolError,
+    decode_request,
     encode_answer,
     encode_refusal,
     netns_identity,
@@ -34,52 +46,23 @@ from cni_bridge_py.agent.protocol import (
 from cni_bridge_py.answer import Answer
 from cni_bridge_py.errors import DecodingFailure
 from cni_bridge_py.front import handle
-from cni_bridge_py.request import Handler, Notes, Request
+from cni_bridge_py.request import Handler
 
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 # How long a caller may take to send its whole request (the front sends it at once).
 REQUEST_READ_TIMEOUT_S = 10.0
+# On SIGTERM, requests in flight get this long to finish before the process exits.
+DRAIN_TIMEOUT_S = 10.0
+# A burst of container starts must queue in the kernel, not fail over to one-shot runs.
+BACKLOG = 512
 
 
-class NetworkLocks:
-    """One lock per network name: requests for one network run one at a time."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-
-    def for_network(self, name: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(name, threading.Lock())
-
-
-def serve_request(
-    request: AgentRequest, own_netns: list[int], run: Handler, locks: NetworkLocks
-) -> Answer | None:
+def serve_request(request: AgentRequest, own_netns: tuple[int, int], run: Handler) -> Answer | None:
     """One request, as the one-shot plugin would answer it; None: not ours to serve (the
     caller is in another network namespace)."""
     if request.netns != own_netns:
         return None
-
-    def locked(parsed: Request, notes: Notes) -> str:
-        with locks.for_network(str(parsed.config.get("name", ""))):
-            return run(parsed, notes)
-
-    started = time.monotonic()
-    answer = handle(request.env, request.stdin, locked)
-    _log(request, answer, time.monotonic() - started)
-    return answer
-
-
-def _log(request: AgentRequest, response: Answer, seconds: float) -> None:
-    """One line per request on the agent's stderr (the journal, under systemd)."""
-    env = request.env
-    sys.stderr.write(
-        f"{env.get('CNI_COMMAND', '?')} container={env.get('CNI_CONTAINERID', '')}"
-        f" ifname={env.get('CNI_IFNAME', '')} exit={response.exit_code}"
-        f" {seconds * 1000:.1f}ms\n"
-    )
-    sys.stderr.flush()
+    return handle(request.text_env(), request.stdin, run)
 
 
 def _decoding_error(text: str) -> Answer:
@@ -87,64 +70,117 @@ def _decoding_error(text: str) -> Answer:
     return Answer(stdout=error.to_json("1.1.0") + "\n", exit_code=1)
 
 
-class _Handler(socketserver.BaseRequestHandler):
-    server: AgentServer
+def _encode(answer: Answer) -> bytes:
+    return encode_answer(answer.exit_code, _bytes(answer.stdout), _bytes(answer.stderr))
 
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        if not self.server.peer_allowed(sock):
-            with contextlib.suppress(OSError):
-                sock.sendall(encode_refusal("only root may use the agent"))
+
+def _bytes(text: str) -> bytes:
+    """As the one-shot front's stdout would write it (a lone surrogate cannot go out whole)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
+
+
+class AgentServer:
+    """The listening socket and the threads that serve it."""
+
+    def __init__(self, listener: socket.socket, run: Handler, owned_path: str | None) -> None:
+        """`owned_path`: the socket file this process bound and removes on close; None for
+        a socket systemd passed (systemd keeps it, and its queue, for the next start)."""
+        self.listener = listener
+        self.run = run
+        self.owned_path = owned_path
+        self.path = owned_path or socket_path(listener)
+        self.own_netns = netns_identity()
+        self.stopping = False
+        self.acceptors = Acceptors(listener, self.serve_connection)
+
+    @classmethod
+    def bind(cls, path: str, run: Handler) -> AgentServer:
+        _prepare_socket_path(path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window for other users
+        try:
+            listener.bind(path)
+        finally:
+            os.umask(old_umask)
+        listener.listen(BACKLOG)
+        return cls(listener, run, owned_path=path)
+
+    def start(self) -> None:
+        self.acceptors.start()
+
+    def serve_connection(self, conn: socket.socket, accepted: float) -> None:
+        if not self.peer_allowed(conn):
+            _send(conn, encode_refusal("only root may use the agent"))
+            return
+        if self.stopping:
+            _send(conn, encode_refusal("the agent is stopping"))
             return
         # The front sends its request as soon as it is connected: a caller that sends
         # nothing (or half a frame) must not hold a thread forever.
-        sock.settimeout(REQUEST_READ_TIMEOUT_S)
+        conn.settimeout(REQUEST_READ_TIMEOUT_S)
         try:
-            request = AgentRequest.decode(read_frame(sock))
-        except ProtocolError as exc:
-            reply = encode_answer(_decoding_error(str(exc)))
-        except OSError as exc:  # timed out, or reset by the caller
-            sys.stderr.write(f"dropped a connection before a whole request arrived: {exc}\n")
-            sys.stderr.flush()
+            request = decode_request(read_frame(conn))
+        except (OtherVersion, Oversized) as exc:
+            _send(conn, encode_refusal(str(exc)))  # nothing done: the caller runs it itself
             return
-        else:
-            sock.settimeout(None)
-            answer = serve_request(
-                request, self.server.own_netns, self.server.run, self.server.locks
-            )
-            refused = "the caller is in another network namespace"
-            reply = encode_refusal(refused) if answer is None else encode_answer(answer)
-        with contextlib.suppress(OSError):
-            sock.sendall(reply)
+        except ProtocolError as exc:
+            _send(conn, _encode(_decoding_error(str(exc))))
+            return
+        except OSError as exc:  # timed out, or reset by the caller
+            _log(f"dropped a connection before a whole request arrived: {exc}")
+            return
+        conn.settimeout(None)
+        answer = serve_request(request, self.own_netns, self.run)
+        if answer is None:
+            _send(conn, encode_refusal("the caller is in another network namespace"))
+            return
+        reply = _encode(answer)
+        _log_request(request, answer, time.monotonic() - accepted)
+        _send(conn, reply)
 
-
-class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    allow_reuse_address = False
-    # A burst of container starts must queue in the kernel, not time out into one-shot runs.
-    request_queue_size = 512
-
-    def __init__(self, path: str, run: Handler) -> None:
-        self.run = run
-        self.locks = NetworkLocks()
-        self.own_netns = netns_identity()
-        self.path = path
-        _prepare_socket_path(path)
-        old_umask = os.umask(0o177)  # the socket is born 0600: no window for other users
-        try:
-            super().__init__(path, _Handler)
-        finally:
-            os.umask(old_umask)
-
-    def peer_allowed(self, sock: socket.socket) -> bool:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    def peer_allowed(self, conn: socket.socket) -> bool:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
         _pid, uid, _gid = _PEERCRED.unpack(creds)
         return uid in (0, os.geteuid())
 
-    def server_close(self) -> None:
-        super().server_close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+    def close(self, drain: float = DRAIN_TIMEOUT_S) -> None:
+        """Refuse new requests, let those in flight finish (up to `drain` seconds), and remove
+        the socket file this process bound. The threads blocked in accept() end with the
+        process: shutting the socket down would take a passed socket from systemd too."""
+        self.stopping = True
+        self.acceptors.wait_idle(drain)
+        if self.owned_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.owned_path)
+            self.listener.close()
+
+
+def _send(conn: socket.socket, reply: bytes) -> None:
+    with contextlib.suppress(OSError):
+        conn.sendall(reply)
+
+
+def _log_request(request: AgentRequest, answer: Answer, seconds: float) -> None:
+    """One line per request on the agent's stderr (the journal, under systemd): the time is
+    the agent's whole, from accept to the reply."""
+    env = request.env
+    _log(
+        f"{_text(env.get(b'CNI_COMMAND', b'?'))} container={_text(env.get(b'CNI_CONTAINERID'))}"
+        f" ifname={_text(env.get(b'CNI_IFNAME'))} exit={answer.exit_code}"
+        f" {seconds * 1000:.2f}ms"
+    )
+
+
+def _text(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", "backslashreplace")
+
+
+def _log(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _prepare_socket_path(path: str) -> None:
@@ -172,24 +208,70 @@ def _warm_up() -> Handler:
     return dispatch
 
 
+class _Stop(BaseException):
+    """Raised by the SIGTERM/SIGINT handler in the main thread, which only waits for it."""
+
+
+def _stop_handler(agent_pid: int) -> Callable[[int, object], None]:
+    def stop(signum: int, _frame: object) -> None:
+        if os.getpid() != agent_pid:
+            # A fork of the agent (pyroute2's namespace helper) that its parent ends with
+            # SIGTERM: it must end as without our handler, not unwind the request it forked in.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise _Stop
+
+    return stop
+
+
+def _wait_for_signals() -> None:
+    """Block the main thread until a handler raises. signal.pause() is not enough: the kernel
+    may deliver SIGTERM to any thread, and only the main thread runs Python's handlers; the
+    wakeup fd is written whichever thread took the signal."""
+    readable, writable = os.pipe()
+    os.set_blocking(writable, False)
+    signal.set_wakeup_fd(writable)
+    while True:
+        os.read(readable, 64)  # then the pending handler runs here, in the main thread
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cni-bridge-py agent", description=__doc__)
-    parser.add_argument("--socket", default=DEFAULT_SOCKET, help=f"default {DEFAULT_SOCKET}")
+    parser.add_argument(
+        "--socket",
+        default=DEFAULT_SOCKET,
+        help=f"default {DEFAULT_SOCKET}; unused when systemd passes the socket",
+    )
     args = parser.parse_args(argv)
-    server = AgentServer(args.socket, _warm_up())
-
-    def stop(_signum: int, _frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
+    try:
+        passed = inherited_listener()
+    except ActivationError as exc:
+        raise SystemExit(f"cni-bridge-py agent: {exc}") from exc
+    stop = _stop_handler(os.getpid())
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    sys.stderr.write(f"cni-bridge-py agent listening on {args.socket}\n")
-    sys.stderr.flush()
+    server: AgentServer | None = None
     try:
-        server.serve_forever(poll_interval=0.5)
+        run = _warm_up()
+        if passed is None:
+            server = AgentServer.bind(args.socket, run)
+        else:
+            server = AgentServer(passed, run, owned_path=None)
+            if open_to_others(server.path):
+                _log(f"warning: {server.path} is open to other users (SocketMode=0600 is meant)")
+        server.start()
+        how = "passed by systemd" if passed is not None else "bound"
+        _log(f"cni-bridge-py agent listening on {server.path} ({how})")
+        _wait_for_signals()
+    except _Stop:
+        # A second signal ends the process at once instead of waiting for the drain.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     finally:
-        server.server_close()
+        if server is not None:
+            server.close()
     return 0
 
 
-__all__ = ["AgentServer", "NetworkLocks", "main", "serve_request"]
+__all__ = ["AgentServer", "main", "serve_request"]

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import ipaddress
 import os
 import secrets
 import stat
-import time
 from collections.abc import Iterator
 
 from cni_bridge_py.errors import IOFailure, TryAgainLater
+from cni_bridge_py.filelock import flock_within
 from cni_bridge_py.ipam.store import LINE_BREAK, Owner, parse_owner
 from cni_bridge_py.netaddr import IPAddress
 
@@ -79,20 +78,13 @@ class DiskStore:
             os.close(fd)  # closing drops the flock
 
     def _flock(self, fd: int, path: str) -> None:
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.001
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TryAgainLater(
-                        f"the IPAM lock {path} is held by another process",
-                        f"waited {self.lock_timeout:g}s; retry the request",
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
+        # `fd` is this call's own open of the lock file, so concurrent requests in the agent's
+        # threads exclude each other exactly as separate processes do.
+        if not flock_within(fd, self.lock_timeout):
+            raise TryAgainLater(
+                f"the IPAM lock {path} is held by another process",
+                f"waited {self.lock_timeout:g}s; retry the request",
+            )
 
     def reserve(self, container_id: str, ifname: str, addr: IPAddress, range_id: int) -> bool:
         path = os.path.join(self.directory, str(addr))

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import stat
-import struct
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.agent import Agent
+from cni_bridge_py.agent.protocol import VERSION, decode_reply, read_frame
+from tests.support.agent import SOCKET_ACTIVATE, Agent
 from tests.support.netns import Namespace, NamespaceFactory, sh
 from tests.support.plugin import Plugin, reservations
+from tests.support.preconditions import require_root
 
 
 def agent_in(host: Namespace, launcher: Path, workdir: Path) -> Agent:
@@ -162,10 +163,11 @@ def test_a_non_root_caller_is_refused(plugin: Plugin) -> None:
         with agent_in(plugin.host, plugin.executable, workdir) as running:
             workdir.chmod(0o755)
             running.socket.chmod(0o666)
+            # The reply as bytes: length, then version, kind (1: a refusal) and the reason.
             script = (
-                "import socket,struct,json;"
+                "import socket;"
                 f"s=socket.socket(socket.AF_UNIX);s.connect({str(running.socket)!r});"
-                "n=struct.unpack('>I',s.recv(4))[0];print(json.loads(s.recv(n)))"
+                "n=int.from_bytes(s.recv(4),'big');print(s.recv(n))"
             )
             out = sh(
                 "setpriv",
@@ -177,22 +179,81 @@ def test_a_non_root_caller_is_refused(plugin: Plugin) -> None:
                 "-c",
                 script,
             )
-            assert "refused" in out and "root" in out
+            assert out.startswith(f"b'\\x0{VERSION}\\x01") and "root" in out, out
             assert running.served() == []
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_malformed_and_oversized_requests_get_errors_and_the_agent_keeps_serving(
+def exchange(path: Path, payload: bytes) -> bytes:
+    """One raw exchange with the agent: the reply's body."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(20)
+        s.connect(str(path))
+        s.sendall(payload)
+        return read_frame(s)
+
+
+def test_malformed_and_oversized_requests_get_answers_and_the_agent_keeps_serving(
     plugin: Plugin, agent: Agent
 ) -> None:
-    for payload in (struct.pack(">I", 5) + b"nope!", struct.pack(">I", 100 * 1024 * 1024)):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(str(agent.socket))
-            s.sendall(payload)
-            header = s.recv(4)
-            assert len(header) == 4
-            body = s.recv(struct.unpack(">I", header)[0])
-            assert json.loads(json.loads(body)["stdout"])["code"] == 6
+    short = bytes([VERSION]) + b"nope"  # shorter than a request's header
+    reply = decode_reply(exchange(agent.socket, len(short).to_bytes(4, "big") + short))
+    assert reply is not None and json.loads(reply[1])["code"] == 6
+    # Over the limit: refused unread, so a front would serve it itself.
+    oversized = exchange(agent.socket, (100 * 1024 * 1024).to_bytes(4, "big"))
+    assert oversized[:2] == bytes([VERSION, 1]) and decode_reply(oversized) is None
     plugin.run("VERSION", b"", extra_env=agent.env()).ok()
     assert agent.alive()
+
+
+def test_a_socket_activated_agent_is_started_by_the_first_call_and_serves_it(
+    plugin: Plugin,
+    namespaces: NamespaceFactory,
+    netconf: dict[str, Any],
+    data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """systemd's way, with systemd-socket-activate: the socket exists (root-only) before any
+    agent; the first ADD connects, which starts the agent on that socket, and it is served by
+    the agent (its log names the request) with the same result as one-shot."""
+    require_root("socket activation", (SOCKET_ACTIVATE,))
+    red = namespaces.new("red")
+    activated = Agent(plugin.host, plugin.executable, tmp_path, activated=True)
+    with activated:
+        mode = os.stat(activated.socket).st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+        assert not activated.started()
+        env = activated.env()
+        add = plugin.run("ADD", netconf, container_id="red", netns=red.path, extra_env=env)
+        assert add.ok().json["ips"][0]["address"] == "192.168.15.1/24"
+        assert activated.started() and "(passed by systemd)" in activated.log.read_text()
+        assert red.addresses("eth0") == ["192.168.15.1/24"]
+        plugin.run("DEL", netconf, container_id="red", netns=red.path, extra_env=env).ok()
+        assert [line.split()[0] for line in activated.served()] == ["ADD", "DEL"]
+        pid = activated.pid
+    assert activated.proc is not None and activated.proc.returncode == 0  # SIGTERM: a clean stop
+    assert not os.path.exists(f"/proc/{pid}")
+    assert red.link("eth0") is None and plugin.host.nat_rules() == []
+    assert reservations(data_dir, netconf["name"]) == {}
+
+
+def test_a_socket_whose_agent_cannot_start_leaves_the_work_to_the_front(
+    plugin: Plugin,
+    namespaces: NamespaceFactory,
+    netconf: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """The socket is there but the agent it starts fails at once: the ADD that connected was
+    never read, so the front does it itself (not "try again later")."""
+    require_root("socket activation", (SOCKET_ACTIVATE,))
+    broken = tmp_path / "broken-agent"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    red = namespaces.new("red")
+    with Agent(plugin.host, broken, tmp_path, activated=True) as activated:
+        env = activated.env()
+        plugin.run("ADD", netconf, container_id="red", netns=red.path, extra_env=env).ok()
+        assert red.addresses("eth0") == ["192.168.15.1/24"]
+        activated.wait_exit()
+    plugin.run("DEL", netconf, container_id="red", netns=red.path).ok()

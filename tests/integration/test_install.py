@@ -59,7 +59,8 @@ def test_launcher_layout(installed: Path) -> None:
     shebang = launcher.read_text().splitlines()[0]
     interpreter = shebang.removeprefix("#!").split()[0]
     assert Path(interpreter).is_absolute() and os.access(interpreter, os.X_OK)
-    assert shebang.endswith(" -I")  # isolated: no PYTHON* variables, no user site
+    # Isolated (no PYTHON* variables, no user site) and without site: one shebang word.
+    assert shebang.endswith(" -IS")
     alias = installed / "bridge-py-alias"
     assert alias.is_symlink() and alias.resolve() == launcher.resolve()
 

@@ -1,7 +1,7 @@
 """Nothing outside the plugin's own: links, bridges, rules and chains it did not make, other
 networks (even with the same container IDs) and paths outside the store survive every verb;
-store and lock files have the reference's modes; the agent's socket is root's alone and
-malformed requests get an error while the agent keeps serving.
+store and lock files have the reference's modes; the agent's socket is root's alone,
+malformed requests get an error and those it cannot take a refusal while it keeps serving.
 
 (tests/integration covers the basics these extend: ADD on a non-bridge link, the socket's
 0600 mode, SO_PEERCRED against another uid, a bad frame and a huge length header.)
@@ -13,13 +13,13 @@ import json
 import os
 import socket
 import stat
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cni_bridge_py.agent.protocol import MAX_FRAME, VERSION, decode_reply, read_frame
 from tests.reliability.figures import Figures
 from tests.reliability.lab import VALID, network_config
 from tests.reliability.profile import NFTABLES
@@ -246,29 +246,24 @@ def agent(host: Namespace, installed: Path, tmp_path: Path) -> Iterator[Agent]:
         yield running
 
 
-def exchange(path: Path, payload: bytes, *, half_close: bool = True) -> dict[str, Any]:
+def exchange(path: Path, payload: bytes, *, half_close: bool = True) -> bytes:
+    """One raw exchange with the agent: the reply's body."""
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(20)
         s.connect(str(path))
         s.sendall(payload)
         if half_close:
             s.shutdown(socket.SHUT_WR)
-        header = s.recv(4)
-        assert len(header) == 4, header
-        (length,) = struct.unpack(">I", header)
-        body = b""
-        while len(body) < length:
-            chunk = s.recv(length - len(body))
-            assert chunk
-            body += chunk
-    reply = json.loads(body)
-    assert isinstance(reply, dict)
-    return reply
+        return read_frame(s)
 
 
-def frame(body: Any) -> bytes:
-    data = json.dumps(body).encode()
-    return struct.pack(">I", len(data)) + data
+def frame(body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + body
+
+
+def request_head(env_length: int) -> bytes:
+    """A request's header: version, netns device and inode, the environment's length."""
+    return bytes([VERSION]) + b"\0" * 16 + env_length.to_bytes(4, "big")
 
 
 def test_the_socket_directory_is_root_only(agent: Agent, figures: Figures) -> None:
@@ -283,33 +278,44 @@ def test_the_socket_directory_is_root_only(agent: Agent, figures: Figures) -> No
 @pytest.mark.parametrize(
     "payload",
     [
-        struct.pack(">I", 100) + b"0123456789",  # the caller stops mid-frame
-        frame([1, 2, 3]),
-        frame({"version": 99, "env": {}, "stdin": "", "netns": [1, 2]}),
-        frame({"version": 1, "env": {"CNI_COMMAND": ["ADD"]}, "stdin": "", "netns": [1, 2]}),
-        frame({"version": 1, "env": {}, "stdin": "%%%", "netns": [1, 2]}),
-        frame({"version": 1, "env": {}, "stdin": "", "netns": "ab"}),
-        frame({"version": 1, "env": {}, "stdin": ""}),
-        struct.pack(">I", 0),
+        (100).to_bytes(4, "big") + b"0123456789",  # the caller stops mid-frame
+        frame(bytes([VERSION]) + b"\0" * 7),  # shorter than a request's header
+        frame(request_head(100) + b"A=1"),  # the environment runs past the end
+        frame(request_head(4) + b"NOEQ"),  # an entry without "="
+        frame(b""),
     ],
-    ids=[
-        "truncated",
-        "not-an-object",
-        "protocol-version",
-        "env-not-strings",
-        "stdin-not-base64",
-        "netns-not-numbers",
-        "netns-missing",
-        "empty-frame",
-    ],
+    ids=["truncated", "short-header", "env-past-end", "entry-without-equals", "empty-frame"],
 )
 def test_malformed_requests_get_an_error_and_the_agent_keeps_serving(
     agent: Agent, plugin: Plugin, payload: bytes, tmp_path: Path, figures: Figures
 ) -> None:
-    reply = exchange(agent.socket, payload)
-    error = json.loads(reply["stdout"])
-    assert reply["exit_code"] == 1 and error["code"] == 6, reply
-    # Still serving: a STATUS (which, unlike VERSION, the front hands to the agent).
+    reply = decode_reply(exchange(agent.socket, payload))
+    assert reply is not None, "a malformed request is answered, not refused"
+    exit_code, stdout, _ = reply
+    assert exit_code == 1 and json.loads(stdout)["code"] == 6, reply
+    assert_still_serving(agent, plugin, tmp_path, figures)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        frame(bytes([VERSION + 1]) + b"\0" * 40),  # a newer front than this agent
+        frame(b'{"version": 1, "env": {}, "stdin": "", "netns": [1, 2]}'),  # protocol 1's JSON
+        (100 * 1024 * 1024).to_bytes(4, "big"),  # over the limit: not even read
+    ],
+    ids=["newer-version", "protocol-1-json", "oversized"],
+)
+def test_requests_the_agent_cannot_take_are_refused_to_the_front(
+    agent: Agent, plugin: Plugin, payload: bytes, tmp_path: Path, figures: Figures
+) -> None:
+    """Refused (nothing done: a front would serve them itself), and the agent keeps serving."""
+    body = exchange(agent.socket, payload, half_close=False)
+    assert body[:2] == bytes([VERSION, 1]) and decode_reply(body) is None, body
+    assert_still_serving(agent, plugin, tmp_path, figures)
+
+
+def assert_still_serving(agent: Agent, plugin: Plugin, tmp_path: Path, figures: Figures) -> None:
+    """A STATUS (which, unlike VERSION, the front hands to the agent) is served by it."""
     conf = network_config("sock", "cbrsock", "10.127.6.0/24", tmp_path / "data")
     plugin.run("STATUS", conf, extra_env=agent.env()).ok()
     served = [line.split()[0] for line in agent.served()]
@@ -338,7 +344,7 @@ def test_a_config_too_big_for_the_agent_is_served_one_shot(
     """A valid config whose request frame exceeds the agent's limit: the agent refuses the
     frame, the front does the work itself, and the agent keeps serving."""
     conf = network_config("bignet", "cbrbig", "10.127.8.0/24", tmp_path / "data")
-    big = {**conf, "padding": "x" * (7 * 1024 * 1024)}  # unknown keys are ignored
+    big = {**conf, "padding": "x" * MAX_FRAME}  # unknown keys are ignored
     red = namespaces.new("red")
     result = plugin.run("ADD", big, container_id="red", netns=red.path, extra_env=agent.env())
     assert result.ok().json["ips"][0]["address"] == "10.127.8.2/24"

@@ -35,8 +35,17 @@ def reader_path() -> str:
     return ":".join(p for p in (os.environ.get("PATH", ""), ROOT_PATH) if p)
 
 
-# Fixed paths of the README and of libcni, each a test directory inside the namespace.
-SEED_PATHS = ("/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni", "/run/netns")
+# Fixed paths of the README and of libcni, each a test directory inside the namespace; also
+# where `make install` puts the agent's systemd units, and /run/systemd, empty inside, so that
+# `make install` finds no running systemd and enables nothing on the machine.
+SEED_PATHS = (
+    "/opt/cni/bin",
+    "/etc/cni/net.d",
+    "/var/lib/cni",
+    "/run/netns",
+    "/etc/systemd/system",
+    "/run/systemd",
+)
 
 # conf/mynet.conflist, as the README and the tutorials describe it.
 NETWORK = "mynet"

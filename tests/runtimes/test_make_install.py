@@ -1,6 +1,7 @@
 """`make install` lays the plugins out the way runtimes look for them (CNI_BIN_DIR, default
-/opt/cni/bin; CNI_CONF_DIR, default /etc/cni/net.d; DESTDIR honoured), installs no config
-unless asked, and `make uninstall` / `make uninstall-conf` remove exactly what was installed.
+/opt/cni/bin; CNI_CONF_DIR, default /etc/cni/net.d; DESTDIR honoured) with the agent's systemd
+units (SYSTEMD_UNIT_DIR, default /etc/systemd/system), installs no config unless asked, and
+`make uninstall` / `make uninstall-conf` remove exactly what was installed.
 Everything goes into a temporary DESTDIR: no root needed, the host's dirs are never touched.
 """
 
@@ -64,9 +65,19 @@ def bare_env_run(executable: Path, env: dict[str, str]) -> subprocess.CompletedP
     )
 
 
+UNITS = [
+    "etc/systemd/system/cni-bridge-py-agent.service",
+    "etc/systemd/system/cni-bridge-py-agent.socket",
+]
+
+
 def test_make_install_defaults_destdir_and_no_config(tmp_path: Path) -> None:
     make("install", f"DESTDIR={tmp_path}")
-    assert tree(tmp_path) == ["opt/cni/bin/cni-bridge-py", "opt/cni/bin/cni-host-local-py"]
+    assert tree(tmp_path) == [
+        *UNITS,
+        "opt/cni/bin/cni-bridge-py",
+        "opt/cni/bin/cni-host-local-py",
+    ]
     for name in ("cni-bridge-py", "cni-host-local-py"):
         proc = bare_env_run(tmp_path / "opt/cni/bin" / name, {"CNI_COMMAND": "VERSION"})
         assert proc.returncode == 0, proc.stderr

@@ -1,8 +1,12 @@
 """The resident agent inside a test's host namespace: started, restarted, and stopped (only the
-process started here is ever signalled)."""
+process started here is ever signalled). Bound by the agent itself, or socket-activated:
+`systemd-socket-activate` (Debian's systemd package; no running systemd needed) holds the socket
+and execs the agent on the first connection, as systemd's cni-bridge-py-agent.socket does."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import time
@@ -15,14 +19,26 @@ AGENT_ENV = "CNI_BRIDGE_PY_AGENT"
 # The front uses an agent at its default socket if the machine runs one: one-shot says no.
 ONE_SHOT_ENV = {AGENT_ENV: "off"}
 START_TIMEOUT = 20  # seconds; a loaded 2-core machine imports pyroute2 slowly
+SOCKET_ACTIVATE = "systemd-socket-activate"
+
+
+def socket_activation_available() -> bool:
+    return shutil.which(SOCKET_ACTIVATE) is not None
 
 
 class Agent:
     """`ip netns exec` execs the launcher, so the process started here is the agent itself."""
 
     def __init__(
-        self, host: Namespace, launcher: Path, workdir: Path, socket: Path | None = None
+        self,
+        host: Namespace,
+        launcher: Path,
+        workdir: Path,
+        socket: Path | None = None,
+        *,
+        activated: bool = False,
     ) -> None:
+        self.activated = activated
         self.host = host
         self.launcher = launcher
         self.workdir = workdir
@@ -46,17 +62,40 @@ class Agent:
     def start(self) -> Agent:
         assert not self.alive(), "the agent is already running"
         self.starts += 1
+        if self.activated:
+            return self._start_activated()
         argv = ["ip", "netns", "exec", self.host.name, str(self.launcher), "agent"]
         with self.log.open("wb") as sink:
             self.proc = subprocess.Popen(
                 [*argv, "--socket", str(self.socket)], stdout=sink, stderr=sink
             )
+        self._wait_for(b"cni-bridge-py agent listening")
+        return self
+
+    def _start_activated(self) -> Agent:
+        """Only the socket: the agent itself starts with the first connection. The socket is
+        made root-only here, as systemd's SocketMode=0600 does."""
+        self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        argv = ["ip", "netns", "exec", self.host.name, SOCKET_ACTIVATE, "-l", str(self.socket)]
+        with self.log.open("wb") as sink:
+            self.proc = subprocess.Popen(
+                [*argv, str(self.launcher), "agent"], stdout=sink, stderr=sink
+            )
+        self._wait_for(b"Listening on")
+        os.chmod(self.socket, 0o600)
+        return self
+
+    def started(self) -> bool:
+        """The agent process itself runs (for a socket-activated one: a call has come)."""
+        return b"cni-bridge-py agent listening" in self.log.read_bytes()
+
+    def _wait_for(self, text: bytes) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + START_TIMEOUT
-        while b"listening" not in self.log.read_bytes():
+        while text not in self.log.read_bytes():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"agent did not start: {self.log.read_text()}")
             time.sleep(0.02)
-        return self
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -56,5 +56,5 @@ def test_the_1_1_0_example_is_the_seed_network_and_differs_only_in_version() -> 
 
 def test_every_example_is_described_in_conf_readme() -> None:
     readme = (CONF_DIR / "README.md").read_text()
-    for path in [*EXAMPLES, *CONF_DIR.glob("*.service")]:
+    for path in [*EXAMPLES, *CONF_DIR.glob("*.service"), *CONF_DIR.glob("*.socket")]:
         assert f"`{path.name}`" in readme, path.name

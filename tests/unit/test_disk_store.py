@@ -9,11 +9,14 @@ import ipaddress
 import os
 import signal
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from cni_bridge_py.errors import CniError, IOFailure, TryAgainLater
+from cni_bridge_py.filelock import flock_within
 from cni_bridge_py.ipam import allocator
 from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.config import DEFAULT_DATA_DIR
@@ -237,6 +240,73 @@ def test_lock_is_exclusive_between_stores(tmp_path: Path) -> None:
     two = DiskStore(str(tmp_path), "mynet", lock_timeout=0.1)
     with one.lock(), pytest.raises(TryAgainLater), two.lock():
         pass
+
+
+def _no_sleeping(*_args: object) -> None:
+    raise AssertionError("the lock waits in flock(2), it does not poll")
+
+
+def test_a_contended_lock_is_taken_when_released_without_polling(
+    store: DiskStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "sleep", _no_sleeping)
+    store.lock_timeout = 30.0
+    with store.lock():  # creates the lock file
+        pass
+    fd = os.open(tmp_path / "mynet" / "lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    releaser = threading.Timer(0.3, os.close, (fd,))  # the holder goes away while we wait
+    releaser.start()
+    started = time.monotonic()
+    with store.lock():
+        waited = time.monotonic() - started
+    releaser.join()
+    assert 0.2 < waited < 20
+
+
+def test_a_lock_given_up_on_is_not_kept_by_the_late_waiter(
+    store: DiskStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline passes (code 11); when the holder then lets go, the waiter that was still
+    blocked in flock(2) takes the lock and must drop it at once: the next caller gets it."""
+    monkeypatch.setattr(time, "sleep", _no_sleeping)
+    with store.lock():
+        pass
+    holder = os.open(tmp_path / "mynet" / "lock", os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    with pytest.raises(TryAgainLater), store.lock():
+        pass
+    os.close(holder)
+    nxt = os.open(tmp_path / "mynet" / "lock", os.O_RDONLY)
+    try:
+        assert flock_within(nxt, 10.0)
+    finally:
+        os.close(nxt)
+
+
+def test_threads_with_their_own_descriptions_exclude_each_other(tmp_path: Path) -> None:
+    """The agent's requests are threads of one process: each lock() opens the file anew, so
+    flock excludes them as it excludes processes (no lost update below)."""
+    counter = [0]
+
+    def bump() -> None:
+        with DiskStore(str(tmp_path), "mynet", lock_timeout=30).lock():
+            value = counter[0]
+            time.sleep(0.002)  # let another thread in, were it not excluded
+            counter[0] = value + 1
+
+    threads = [threading.Thread(target=bump) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert counter[0] == 20
+
+
+def test_an_uncontended_lock_starts_no_thread(store: DiskStore) -> None:
+    before = threading.active_count()
+    with store.lock():
+        assert threading.active_count() == before
 
 
 def test_networks_are_separate(tmp_path: Path) -> None:

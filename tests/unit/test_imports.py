@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from cni_bridge_py.install import install
+from tests.doubles.agent import FakeAgent
+
 # Prefixes that must stay out of sys.modules: netlink, iptables, process spawning, sockets,
 # and this project's own kernel-facing packages.
 FORBIDDEN = (
@@ -132,3 +135,58 @@ def test_error_requests_load_no_kernel_code(
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["code"] == code
     assert loaded(proc) == []
+
+
+# The installed launcher (python -IS) loads, beyond what the interpreter loads to start,
+# exactly these: no os, json, struct, base64, re or typing on the paths every call takes.
+FRONT_VERSION = {"cni_bridge_py", "cni_bridge_py.cli", "cni_bridge_py.version"}
+FRONT_AGENT = {
+    "cni_bridge_py",
+    "cni_bridge_py.cli",
+    "cni_bridge_py.agent",
+    "cni_bridge_py.agent.client",
+    "cni_bridge_py.agent.protocol",
+    "_socket",
+}
+
+
+def imported_by(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> set[str]:
+    """Every module `python -X importtime` reports for the run."""
+    proc = subprocess.run(
+        [sys.executable, "-IS", "-X", "importtime", *argv],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    lines = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("import time:")]
+    return {ln.rsplit("|", 1)[1].strip() for ln in lines[1:]}  # the first is the header
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bin_dir = tmp_path_factory.mktemp("bin")
+    install(bin_dir, python=sys.executable)
+    return bin_dir / "cni-bridge-py"
+
+
+def test_the_interpreter_start_is_measured() -> None:
+    start = imported_by(["-c", "pass"], {})
+    assert "encodings" in start and "os" not in start and "site" not in start
+
+
+def test_version_loads_only_its_own_modules(launcher: Path) -> None:
+    start = imported_by(["-c", "pass"], {})
+    assert imported_by([str(launcher)], {"CNI_COMMAND": "VERSION"}) - start == FRONT_VERSION
+
+
+def test_a_request_handed_to_the_agent_loads_only_the_client(
+    launcher: Path, tmp_path: Path
+) -> None:
+    start = imported_by(["-c", "pass"], {})
+    with FakeAgent(tmp_path / "agent.sock") as agent:
+        env = {"CNI_COMMAND": "ADD", **FULL_ENV, "CNI_BRIDGE_PY_AGENT": str(agent.path)}
+        loaded = imported_by([str(launcher)], env, CONFIG)
+        assert len(agent.seen) == 1
+    assert loaded - start == FRONT_AGENT

@@ -1,11 +1,26 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from cni_bridge_py.install import install, uninstall
+import cni_bridge_py
+from cni_bridge_py.install import install, launcher_text, site_paths, uninstall
+from tests.doubles.agent import FakeAgent
+
+SOURCE_DIR = Path(cni_bridge_py.__file__).resolve().parents[1]
+VERSION_ENV = {"CNI_COMMAND": "VERSION"}
+ADD_ENV = {
+    "CNI_COMMAND": "ADD",
+    "CNI_CONTAINERID": "c1",
+    "CNI_NETNS": "/var/run/netns/x",
+    "CNI_IFNAME": "eth0",
+    "CNI_PATH": "/opt/cni/bin",
+}
 
 
 def test_install_writes_launchers_and_aliases_and_uninstall_removes_exactly_them(
@@ -13,7 +28,12 @@ def test_install_writes_launchers_and_aliases_and_uninstall_removes_exactly_them
 ) -> None:
     neighbour = tmp_path / "portmap"
     neighbour.write_text("not ours")
-    written = install(tmp_path, python="/opt/py/bin/python3", aliases=("bridge", "host-local"))
+    written = install(
+        tmp_path,
+        python="/opt/py/bin/python3",
+        aliases=("bridge", "host-local"),
+        paths=["/opt/venv/site-packages", "/opt/src"],
+    )
     assert sorted(p.name for p in written) == [
         "bridge",
         "cni-bridge-py",
@@ -21,8 +41,12 @@ def test_install_writes_launchers_and_aliases_and_uninstall_removes_exactly_them
         "host-local",
     ]
     launcher = (tmp_path / "cni-bridge-py").read_text()
-    assert launcher.startswith("#!/opt/py/bin/python3 -I\n")
+    assert launcher.startswith("#!/opt/py/bin/python3 -IS\n")
+    assert "sys.path += ['/opt/venv/site-packages', '/opt/src']\n" in launcher
     assert os.access(tmp_path / "cni-bridge-py", os.X_OK)
+    assert (
+        "from cni_bridge_py.ipam.plugin import main" in (tmp_path / "cni-host-local-py").read_text()
+    )
     assert os.readlink(tmp_path / "bridge") == "cni-bridge-py"
     assert os.readlink(tmp_path / "host-local") == "cni-host-local-py"
 
@@ -35,7 +59,68 @@ def test_an_alias_never_replaces_a_foreign_file(tmp_path: Path) -> None:
     reference = tmp_path / "bridge"
     reference.write_bytes(b"\x7fELF reference plugin")
     with pytest.raises(SystemExit, match="not ours"):
-        install(tmp_path, aliases=("bridge",))
+        install(tmp_path, aliases=("bridge",), paths=[])
     assert reference.read_bytes() == b"\x7fELF reference plugin"
     assert uninstall(tmp_path, aliases=("bridge",)) == []
     assert reference.exists()
+
+
+def test_the_launcher_runs_isolated_without_site_on_exactly_its_paths() -> None:
+    """One shebang word (Linux passes one argument): -I (no PYTHON* variables, no user
+    site) and -S (no site: ~4 ms and every .pth file); the paths come after the stdlib's."""
+    text = launcher_text("/venv/bin/python", ["/venv/site", "/src"])
+    assert text.splitlines()[0] == "#!/venv/bin/python -IS"
+    assert "sys.path += ['/venv/site', '/src']" in text.splitlines()
+    assert text.rstrip().splitlines()[-2:] == [
+        "from cni_bridge_py.cli import main",
+        "sys.exit(main())",
+    ]
+
+
+def test_site_paths_are_what_site_adds_for_the_interpreter() -> None:
+    """This venv: its site-packages (where pytest is) and the editable install's source dir,
+    in site's order, and none of the stdlib's own entries."""
+    paths = site_paths(sys.executable)
+    site_packages = str(Path(pytest.__file__).resolve().parents[1])
+    assert site_packages in paths and str(SOURCE_DIR) in paths
+    assert paths.index(site_packages) < paths.index(str(SOURCE_DIR))
+    assert not any(Path(p, "os.py").exists() for p in paths)
+
+
+def test_the_front_runs_from_bytecode_install_compiled(tmp_path: Path) -> None:
+    """A copy of the package without any bytecode, installed: the launcher's runs (-IS), for
+    VERSION and for a request handed to an agent, load each of our modules from the
+    __pycache__ install wrote (`python -v` says "matches"), none compiled from source."""
+    source = tmp_path / "src"
+    shutil.copytree(
+        SOURCE_DIR / "cni_bridge_py",
+        source / "cni_bridge_py",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    site_packages = str(Path(pytest.__file__).resolve().parents[1])
+    bin_dir = tmp_path / "bin"
+    install(bin_dir, python=sys.executable, paths=[site_packages, str(source)])
+    package = source / "cni_bridge_py"
+    with FakeAgent(tmp_path / "agent.sock") as agent:
+        runs = {
+            "VERSION": (VERSION_ENV, ["__init__.py", "cli.py", "version.py"]),
+            "ADD": (
+                {**ADD_ENV, "CNI_BRIDGE_PY_AGENT": str(agent.path)},
+                ["cli.py", "agent/__init__.py", "agent/client.py", "agent/protocol.py"],
+            ),
+        }
+        for env, modules in runs.values():
+            proc = subprocess.run(
+                [sys.executable, "-IS", "-v", str(bin_dir / "cni-bridge-py")],
+                env=env,
+                input=b"{}",
+                capture_output=True,
+                check=True,
+                timeout=60,
+            )
+            verbose = proc.stderr.decode().splitlines()
+            from_bytecode = {line.split(" matches ")[1] for line in verbose if " matches " in line}
+            assert {str(package / m) for m in modules} <= from_bytecode, verbose
+            compiled_here = [line for line in verbose if line.startswith("# created")]
+            assert compiled_here == [], compiled_here
+        assert len(agent.seen) == 1  # the ADD went to the agent, as the modules say

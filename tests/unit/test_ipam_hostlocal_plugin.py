@@ -171,7 +171,7 @@ def test_both_executables_are_installed() -> None:
     assert EXECUTABLES[0] == "cni-bridge-py"  # aliases point at the bridge plugin
     assert "cni-host-local-py" in EXECUTABLES
     assert ENTRY_MODULES["cni-host-local-py"] == "cni_bridge_py.ipam.plugin"
-    text = launcher_text("/usr/bin/python3", ENTRY_MODULES["cni-host-local-py"])
+    text = launcher_text("/usr/bin/python3", [], ENTRY_MODULES["cni-host-local-py"])
     assert "from cni_bridge_py.ipam.plugin import main\n" in text
 
 
