@@ -1,14 +1,17 @@
-"""The benchmark's pure parts (statistics, the table and its targets, -X importtime parsing),
-and that no plugin path imports it. No root, no timing."""
+"""The benchmark's pure parts (statistics, the table and its targets, the load rule, -X
+importtime parsing). No root, no timing."""
 
 from __future__ import annotations
 
 import pytest
 
+from tools.bench.load import LOAD_LIMIT, quotable, wait_for_quiet
 from tools.bench.profile import importtime_summary
-from tools.bench.report import Table, markdown_table
+from tools.bench.report import Row, Table, markdown_table, tally
 from tools.bench.results import Results, Series
-from tools.bench.scenarios import Plan
+from tools.bench.scenarios import Plan, rotate
+
+ALL_OK = {"reference": "ok", "one-shot": "ok", "agent": "ok", "podman": "ok", "ctr": "ok"}
 
 
 def test_median_and_nearest_rank_p95() -> None:
@@ -30,10 +33,13 @@ def _results() -> Results:
     return results
 
 
+def _rows(results: Results, plan: Plan, status: dict[str, str]) -> dict[str, Row]:
+    return {row.measurement: row for row in Table(results, plan, status).rows()}
+
+
 def test_targets_are_judged_per_lane() -> None:
-    plan = Plan(calls=3, concurrency=(64,), scale=(0, 250))
-    status = {"reference": "ok", "one-shot": "ok", "agent": "ok"}
-    rows = {row.measurement: row for row in Table(_results(), plan, status).rows()}
+    plan = Plan(calls=3, concurrency=(20, 64), scale=(0, 250))
+    rows = _rows(_results(), plan, ALL_OK)
     add = rows["ADD, 3 sequential"]
     assert add.ratios == pytest.approx({"one-shot": 5.0, "agent": 0.9})
     assert add.targets == [("one-shot", "≤ 4", False), ("agent", "≤ 1", True)]
@@ -41,13 +47,156 @@ def test_targets_are_judged_per_lane() -> None:
     assert [ok for _, _, ok in growth.targets] == [True, True]
     failures = rows["64 concurrent: failed calls or checks"]
     assert ("agent", "0 failed", False) in failures.targets
+    assert [t for t in rows["20 concurrent: failed calls or checks"].targets] == [
+        ("one-shot", "0 failed", True),
+        ("agent", "0 failed", True),
+    ]
     rss = rows["peak RSS, one ADD/CHECK/DEL"]
-    assert rss.targets == [("one-shot", "≤ 45 MB", True)]
+    assert rss.targets == []  # issue 10 sets no memory target: shown only
+
+
+def test_issue_10_targets() -> None:
+    """Every target of issue 10, and no other, with its limit."""
+    plan = Plan(calls=3, concurrency=(20, 64), scale=(0, 250))
+    rows = Table(_results(), plan, ALL_OK).rows()
+    targets = {(row.measurement, lane): text for row in rows for lane, text, _ok in row.targets}
+    assert targets == {
+        ("ADD, 3 sequential", "one-shot"): "≤ 4",
+        ("ADD, 3 sequential", "agent"): "≤ 1",
+        ("CHECK, 3 sequential", "agent"): "≤ 1",
+        ("DEL, 3 sequential", "agent"): "≤ 0.5",
+        ("20 concurrent ADD, wall", "agent"): "≤ 0.75",
+        ("64 concurrent ADD, wall", "agent"): "≤ 0.75",
+        ("20 concurrent: failed calls or checks", "one-shot"): "0 failed",
+        ("20 concurrent: failed calls or checks", "agent"): "0 failed",
+        ("64 concurrent: failed calls or checks", "one-shot"): "0 failed",
+        ("64 concurrent: failed calls or checks", "agent"): "0 failed",
+        ("VERSION", "one-shot"): "≤ 4",
+        ("VERSION", "agent"): "≤ 4",
+        ("error (malformed JSON on ADD)", "one-shot"): "≤ 4",
+        ("error (malformed JSON on ADD)", "agent"): "≤ 4",
+        ("ADD @250 / ADD @0 (same lane)", "one-shot"): "≤ 1.2",
+        ("ADD @250 / ADD @0 (same lane)", "agent"): "≤ 1.2",
+        ("podman run --rm, network cost per container (network - none)", "agent"): "≤ 0.5",
+        ("ctr run --rm --cni, whole run", "agent"): "≤ 1",
+    }
+
+
+def _end_to_end(results: Results) -> Results:
+    for lane, network, none, cni, bare in (
+        ("reference", 0.600, 0.450, 0.300, 0.200),
+        ("agent", 0.500, 0.440, 0.330, 0.210),
+    ):
+        results.get("podman network", lane).seconds.extend([network] * 3)
+        results.get("podman none", lane).seconds.extend([none] * 3)
+        results.get("ctr cni", lane).seconds.extend([cni] * 3)
+        results.get("ctr none", lane).seconds.extend([bare] * 3)
+    return results
+
+
+def test_end_to_end_rows_judge_podman_network_cost_and_the_whole_ctr_run() -> None:
+    rows = _rows(_end_to_end(_results()), Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    cost = rows["podman run --rm, network cost per container (network - none)"]
+    assert cost.raw["cost_s"] == pytest.approx({"reference": 0.150, "agent": 0.060})
+    assert cost.ratios["agent"] == pytest.approx(0.4)
+    assert cost.targets == [("agent", "≤ 0.5", True)]
+    assert cost.cells["agent"] == "60.0 ms (500.0 ms - 440.0 ms)"
+    assert cost.cells["one-shot"] == "—"  # the runtimes run ours with its agent only
+    whole = rows["ctr run --rm --cni, whole run"]
+    assert whole.ratios["agent"] == pytest.approx(1.1)
+    assert whole.targets == [("agent", "≤ 1", False)]
+    ctr_cost = rows["ctr run --rm, network cost (--cni - without)"]
+    assert ctr_cost.ratios["agent"] == pytest.approx(1.2)
+    assert ctr_cost.targets == []  # shown: the target is on the whole run
+
+
+def test_a_lane_that_did_not_run_says_why_and_is_not_judged() -> None:
+    status = ALL_OK | {"podman": "not available (not installed: apt-get install podman)"}
+    rows = _rows(_end_to_end(_results()), Plan(calls=3, concurrency=(), scale=(0,)), status)
+    cost = rows["podman run --rm, network cost per container (network - none)"]
+    assert cost.cells["agent"].startswith("not available")
+    assert cost.targets == [("agent", "≤ 0.5", None)]
+
+
+def test_a_cost_at_or_below_zero_gives_no_ratio() -> None:
+    results = _end_to_end(_results())
+    results.get("podman none", "reference").seconds[:] = [0.700] * 3  # noise: none > network
+    rows = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    cost = rows["podman run --rm, network cost per container (network - none)"]
+    assert cost.ratios["agent"] is None
+    assert cost.targets == [("agent", "≤ 0.5", None)]
+
+
+def test_tally_counts_met_missed_and_unmeasured_targets() -> None:
+    rows = [
+        Row("a", {}, targets=[("agent", "≤ 1", True), ("one-shot", "≤ 4", False)]),
+        Row("b", {}, targets=[("agent", "≤ 1", None)]),
+        Row("c", {}),
+    ]
+    assert tally(rows) == {"pass": 1, "miss": 1, "n/a": 1}
+
+
+def test_a_run_is_quotable_only_with_the_1_min_load_at_most_1_at_the_start() -> None:
+    assert LOAD_LIMIT == 1.0
+    assert quotable((0.99, 3.0, 3.0))
+    assert quotable((1.0, 0.0, 0.0))
+    assert not quotable((1.01, 0.2, 0.2))
+
+
+class FakeMachine:
+    """A load average that falls by `step` every poll, and a clock that sleep() moves."""
+
+    def __init__(self, load: float, step: float) -> None:
+        self.load, self.step, self.now = load, step, 0.0
+        self.said: list[str] = []
+
+    def getloadavg(self) -> tuple[float, float, float]:
+        value = self.load
+        self.load = max(0.0, self.load - self.step)
+        return (value, value, value)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+
+def _wait(machine: FakeMachine, max_wait: float) -> tuple[tuple[float, float, float], float]:
+    return wait_for_quiet(
+        max_wait, machine.say, load=machine.getloadavg, sleep=machine.sleep, clock=machine.clock
+    )
+
+
+def test_the_harness_waits_for_the_load_to_fall_then_starts() -> None:
+    machine = FakeMachine(load=1.5, step=0.25)  # 1.5, 1.25, then 1.0: quiet enough
+    load, waited = _wait(machine, 300)
+    assert load[0] == 1.0 and waited == 30  # two polls of 15 s
+    assert len(machine.said) == 2
+
+
+def test_the_harness_starts_anyway_after_the_longest_wait() -> None:
+    machine = FakeMachine(load=5.0, step=0.01)
+    load, waited = _wait(machine, 100)
+    assert waited == 100 and not quotable(load)
+    assert _wait(FakeMachine(load=5.0, step=0.0), 0) == ((5.0, 5.0, 5.0), 0)  # --quick
+
+
+def test_rotation_gives_each_lane_the_lead_in_turn() -> None:
+    assert [rotate("abc", i) for i in range(4)] == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+    ]
 
 
 def test_a_missing_agent_is_a_note_not_a_failure() -> None:
     plan = Plan(calls=3, concurrency=(), scale=(0,))
-    status = {"reference": "ok", "one-shot": "ok", "agent": "agent: not available"}
+    status = ALL_OK | {"agent": "agent: not available"}
     table = markdown_table(Table(_results(), plan, status).rows())
     add_line = next(line for line in table.splitlines() if line.startswith("| ADD, 3"))
     assert "agent: not available" in add_line

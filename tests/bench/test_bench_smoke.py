@@ -1,11 +1,13 @@
-"""A short benchmark run (`--quick`: a few calls of each measurement) in the normal suite, as
-root, so that `make bench` cannot rot. It checks that the table and the JSON are produced and
-that nothing is left behind; it judges no timing."""
+"""A short benchmark run (`--quick`: a few calls of each measurement, two podman and ctr runs
+per variant) in the normal suite, as root, so that `make bench` cannot rot. It checks that the
+table and the JSON are produced, that the runtimes' plugin reached the agent and that nothing
+is left behind; it judges no timing."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tools.bench.harness import NETNS_DIR, PREFIX, root_links
+from tools.bench.runtimes import CTR_TOOLS, PODMAN_TOOLS
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +54,12 @@ def test_the_table_is_printed_and_written(quick_run: dict[str, object]) -> None:
         assert header in text
         for label in ("ADD, 3 sequential", "CHECK, 3 sequential", "DEL, 3 sequential",
                       "4 concurrent ADD, wall", "VERSION", "ADD with 5 attachments",
-                      "peak RSS, one ADD/CHECK/DEL"):  # fmt: skip
+                      "podman run --rm, network cost per container (network - none)",
+                      "ctr run --rm --cni, whole run", "peak RSS, one ADD/CHECK/DEL"):  # fmt: skip
             assert f"| {label} |" in text, label
     assert "## Method" in md and "## Results" in md
+    assert "- **Load average:** " in md and "quotable" in md
+    assert stdout.startswith("Run quotable: ") or stdout.startswith("Run **NOT QUOTABLE**")
 
 
 @pytest.mark.timeout(600)
@@ -75,6 +81,34 @@ def test_every_call_succeeded_and_nothing_is_left(quick_run: dict[str, object]) 
         assert doc["agent"]["rss_kb"] > 0
     else:
         assert "agent: not available" in str(quick_run["md"])
+    assert doc["load"]["quotable"] == (doc["load"]["start"][0] <= doc["load"]["limit"])
     # Nothing of this run remains: no named namespace, no link in the root namespace.
     assert not [p for p in NETNS_DIR.iterdir() if p.name.startswith(doc["tag"])]
     assert [link for link in root_links() if link.startswith(PREFIX)] == quick_run["links_before"]
+
+
+@pytest.mark.timeout(600)
+def test_the_runtimes_ran_both_sides_and_reached_the_agent(quick_run: dict[str, object]) -> None:
+    """podman and ctr ran every variant on both sides (or the lane says what is missing), and
+    the agent's log shows a request for each networked run: the plugin the runtime executed
+    found it at the default socket, without CNI_BRIDGE_PY_AGENT."""
+    doc = quick_run["doc"]
+    assert isinstance(doc, dict)
+    if doc["lanes"]["agent"] != "ok":
+        pytest.skip("no agent in this build: the end-to-end lanes need it")
+    for lane, tools, metrics in (
+        ("podman", PODMAN_TOOLS, ("podman network", "podman none")),
+        ("ctr", CTR_TOOLS, ("ctr cni", "ctr none")),
+    ):
+        if any(shutil.which(tool) is None for tool in tools):
+            assert doc["lanes"][lane].startswith("not available"), doc["lanes"][lane]
+            continue
+        assert doc["lanes"][lane] == "ok", doc["lanes"][lane]
+        for metric in metrics:
+            for side in ("reference", "agent"):
+                series = doc["series"][metric][side]
+                assert series["failed"] == [], (metric, side, series["failed"])
+                assert len(series["seconds"]) == 2, (metric, side)
+        # Fewer requests than runs would be a problem (test above); the line says how many.
+        served = [line for line in doc["info"] if line.startswith(f"{lane}: the agent served")]
+        assert len(served) == 1 and "for 2 networked runs" in served[0], doc["info"]

@@ -104,12 +104,11 @@ class Podman:
     def __call__(
         self, conf: Path, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "CONTAINERS_CONF": str(conf),
-            "CONTAINERS_STORAGE_CONF": str(self.storage_conf),
-        }
-        argv = self.ns.argv(
+        return run(self.argv(*args), env=self.env(conf), check=check, timeout=timeout)
+
+    def argv(self, *args: str) -> list[str]:
+        """The command line of `podman <args>` on this storage, inside the namespace."""
+        return self.ns.argv(
             "podman",
             "--root",
             str(self.scratch / "storage"),
@@ -117,7 +116,14 @@ class Podman:
             str(self.scratch / "runroot"),
             *args,
         )
-        return run(argv, env=env, check=check, timeout=timeout)
+
+    def env(self, conf: Path) -> dict[str, str]:
+        """The environment of a podman run with the containers.conf `conf`."""
+        return {
+            **os.environ,
+            "CONTAINERS_CONF": str(conf),
+            "CONTAINERS_STORAGE_CONF": str(self.storage_conf),
+        }
 
     def run_args(self, network: str) -> list[str]:
         """`podman run` options every test container gets."""

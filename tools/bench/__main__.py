@@ -1,23 +1,23 @@
 """`python -m tools.bench` (`make bench`): the reference plugins and ours, interleaved on
-identical configs in throwaway namespaces; writes a markdown table and the raw numbers as JSON.
-Needs root. `--quick` is the small profile of the smoke test; `--profile add` profiles one ADD.
+identical configs in throwaway namespaces, plugin calls and whole `podman run` / `ctr run`
+starts; writes a markdown table with issue 10's targets and the raw numbers as JSON. Needs
+root. `--quick` is the small profile of the smoke test; `--profile add` profiles one ADD.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from cni_bridge_py.install import EXECUTABLES, install
-from tools.bench.harness import PREFIX, BenchError, Workspace, root_links
+from tools.bench.harness import PREFIX, BenchError, Workspace, handle_signals, root_links
+from tools.bench.load import LOAD_LIMIT, quotable, wait_for_quiet
 from tools.bench.profile import VERBS, run_profile
 from tools.bench.report import (
     Table,
@@ -25,10 +25,14 @@ from tools.bench.report import (
     markdown_table,
     render_markdown,
     rows_json,
+    summary,
+    tally,
     versions,
     write_json,
 )
 from tools.bench.results import Results
+from tools.bench.runtimes import LANES as RUNTIME_LANES
+from tools.bench.runtimes import end_to_end
 from tools.bench.scenarios import (
     Plan,
     Run,
@@ -48,7 +52,8 @@ from tools.bench.sides import (
     make_side,
 )
 
-QUICK = Plan(calls=3, concurrency=(4,), scale=(0, 5), pairs=2, rounds=1)
+QUICK = Plan(calls=3, concurrency=(4,), scale=(0, 5), pairs=2, rounds=1, runtime_runs=2)
+LOAD_WAIT_S = 300.0  # how long a full run waits for a quiet machine before starting anyway
 MODES = {"oneshot": "one-shot", "one-shot": "one-shot", "agent": "agent"}
 PHASES: list[tuple[str, Callable[[Run], None]]] = [
     ("warm-up", warm_up),
@@ -56,8 +61,10 @@ PHASES: list[tuple[str, Callable[[Run], None]]] = [
     ("sequential ADD/CHECK/DEL", sequential),
     ("peak RSS", peak_rss),
     ("concurrent ADD/DEL", concurrent),
-    ("attachments on the bridge", scale),  # last: leaves its attachments to the cleanup
 ]
+# Then the end-to-end lanes (tools/bench/runtimes.py), then, last, because it leaves its
+# attachments to the cleanup:
+SCALE_PHASE = ("attachments on the bridge", scale)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -76,8 +83,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--calls", type=int, help="sequential calls per verb (default 50)")
     p.add_argument("--concurrency", type=_ints, help="concurrent calls, e.g. 20,64")
     p.add_argument("--scale", type=_ints, help="attachments already on the bridge: 0,100,250")
-    p.add_argument("--pairs", type=int, help="timed ADD/DEL pairs per scale level (default 5)")
+    p.add_argument("--pairs", type=int, help="timed ADD/DEL pairs per scale level (default 10)")
     p.add_argument("--rounds", type=int, help="rounds per concurrency level (default 3)")
+    p.add_argument(
+        "--runtime-runs",
+        type=int,
+        help="timed podman/ctr runs per variant and side (default 20; 0 skips those lanes)",
+    )
+    p.add_argument(
+        "--load-wait",
+        type=float,
+        help=f"seconds to wait for the 1-min load to fall to {LOAD_LIMIT:g} first "
+        f"(default {LOAD_WAIT_S:g}; 0 with --quick)",
+    )
     p.add_argument("--modes", type=_modes, default=("one-shot", "agent"), help="oneshot,agent")
     p.add_argument("--quick", action="store_true", help="a few calls of each (the smoke test)")
     p.add_argument("--out-md", type=Path, help="default docs/benchmarks.md (none with --quick)")
@@ -100,11 +118,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
         scale=args.scale if args.scale is not None else base.scale,
         pairs=args.pairs if args.pairs is not None else base.pairs,
         rounds=args.rounds if args.rounds is not None else base.rounds,
+        runtime_runs=args.runtime_runs if args.runtime_runs is not None else base.runtime_runs,
     )
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every finally: nothing is left behind
+def load_wait(args: argparse.Namespace) -> float:
+    if args.load_wait is not None:
+        return max(0.0, float(args.load_wait))
+    return 0.0 if args.quick else LOAD_WAIT_S
 
 
 def progress_printer() -> Callable[[str], None]:
@@ -159,7 +180,9 @@ def setup(ws: Workspace, plan: Plan, modes: tuple[str, ...], status: dict[str, s
                 pool_size=size,
                 host=host,
             )
-            agent = Agent(lane, ws.tmp / "agt" / "agent.sock", ws.tmp / "agt" / "agent.log")
+            agent = Agent.for_lane(
+                lane, ws.tmp / "agt" / "agent.sock", ws.tmp / "agt" / "agent.log"
+            )
             agent.start()
             lane.extra_env = {AGENT_ENV: str(agent.socket)}
             lanes.append(lane)
@@ -170,13 +193,26 @@ def setup(ws: Workspace, plan: Plan, modes: tuple[str, ...], status: dict[str, s
     return lanes, agent, note
 
 
-def bench(plan: Plan, modes: tuple[str, ...]) -> dict[str, Any]:
+def bench(plan: Plan, modes: tuple[str, ...], max_wait_s: float) -> dict[str, Any]:
     say = progress_printer()
+    load_start, waited = wait_for_quiet(max_wait_s, say)
     links_before = root_links()
     started = time.monotonic()
-    doc: dict[str, Any] = {"machine": machine(), "versions": versions(), "plan": asdict(plan)}
+    doc: dict[str, Any] = {
+        "machine": machine(),
+        "versions": versions(),
+        "plan": asdict(plan),
+        "load_wait_s": max_wait_s,
+        "load": {
+            "start": load_start,
+            "waited_s": round(waited),
+            "limit": LOAD_LIMIT,
+            "quotable": quotable(load_start),
+        },
+    }
     results = Results()
     status = {"reference": "not run", "one-shot": "not run", "agent": "not run"}
+    status |= {name: "not run" for name in RUNTIME_LANES}
     agent_info: dict[str, Any] = {"note": "not run (--modes)"}
     ws = Workspace()
     try:
@@ -186,8 +222,17 @@ def bench(plan: Plan, modes: tuple[str, ...]) -> dict[str, Any]:
         for name, phase in PHASES:
             say(f"{name} ...")
             phase(run)
+        if plan.runtime_runs <= 0:
+            status |= {name: "not run (--runtime-runs 0)" for name in RUNTIME_LANES}
+        elif status["agent"] != "ok":
+            status |= {name: "not run (no agent)" for name in RUNTIME_LANES}
+        else:
+            end_to_end(ws, results, plan.runtime_runs, status, say)
+        name, phase = SCALE_PHASE
+        say(f"{name} ...")
+        phase(run)
         if agent is not None:
-            if agent.proc is not None and agent.proc.poll() is not None:
+            if not agent.alive():
                 results.problems.append(f"the agent exited early: {agent.served_log()[-2000:]}")
             results.agent_rss_kb = agent.stop()
     finally:
@@ -201,30 +246,34 @@ def bench(plan: Plan, modes: tuple[str, ...]) -> dict[str, Any]:
     others = [link for link in changed if not link.startswith(PREFIX)]
     doc.update(
         duration_s=time.monotonic() - started,
-        loadavg_end=os.getloadavg(),
         lanes=status,
         agent=agent_info | {"rss_kb": results.agent_rss_kb},
         tag=ws.tag,
         leftovers=leftovers,
         root_links_changed_by_others=others,
     )
+    doc["load"]["end"] = os.getloadavg()
     say(f"done in {doc['duration_s']:.0f} s")
     return doc | {"results": results}
 
 
 def notes(doc: dict[str, Any], results: Results) -> list[str]:
     out: list[str] = []
+    load = doc["load"]
+    if not load["quotable"]:
+        out.append(
+            f"**Not quotable:** the 1-min load average was {load['start'][0]:.2f} at the start "
+            f"(above {load['limit']:g}, after waiting {load['waited_s']} s): other work shared "
+            f"this {doc['machine']['nproc']}-CPU machine. Run it again on a quiet machine."
+        )
     if doc["lanes"]["agent"] == "agent: not available":
         out.append(f"**{doc['agent']['note']}**: the agent rows are skipped.")
+    for name in RUNTIME_LANES:
+        if doc["lanes"][name] != "ok":
+            out.append(f"End-to-end lane {name}: {doc['lanes'][name]}.")
     if results.rss_method.startswith("os.wait4"):
         out.append(f"Peak RSS: {results.rss_method}.")
-    nproc = doc["machine"]["nproc"]
-    load = max(doc["machine"]["loadavg_start"][0], doc["loadavg_end"][0])
-    if load > 0.5:
-        out.append(
-            f"Other work ran on this {nproc}-CPU machine during the run (1-min load up to "
-            f"{load:.2f}): absolute times are inflated; the ratios (interleaved) less so."
-        )
+    out += results.info
     front, oneshot = (_peak(results, lane) for lane in ("agent", "one-shot"))
     if front and oneshot and front >= 0.8 * oneshot:
         out.append(
@@ -257,8 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("the benchmark needs root (network namespaces)", file=sys.stderr)
         return 2
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _terminate)
+    handle_signals()  # unwinds through every finally: nothing is left behind
     try:
         if args.profile:
             mode = args.profile_mode[0] if args.profile_mode else "one-shot"
@@ -269,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 mode=mode,
                 attachments=args.profile_attachments,
             )
-        doc = bench(make_plan(args), args.modes)
+        doc = bench(make_plan(args), args.modes, load_wait(args))
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
@@ -279,9 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     results: Results = doc.pop("results")
     rows = Table(results, make_plan(args), doc["lanes"]).rows()
     table, run_notes = markdown_table(rows), notes(doc, results)
+    doc["targets"] = tally(rows)
     out_md = args.out_md or (None if args.quick else Path("docs/benchmarks.md"))
     out_json = args.out_json or (None if args.quick else Path("docs/benchmarks.json"))
-    print(table + "\n" + "\n".join(f"- {n}" for n in run_notes))
+    print(summary(doc) + "\n\n" + table + "\n" + "\n".join(f"- {n}" for n in run_notes))
     if out_md is not None:
         out_md.parent.mkdir(parents=True, exist_ok=True)
         out_md.write_text(render_markdown(doc, table, run_notes))

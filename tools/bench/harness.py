@@ -23,9 +23,11 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from types import FrameType
+from typing import IO, Any, NoReturn
 
 PREFIX = "cbpb"  # every namespace, bridge and temp dir the benchmark makes starts with this
 MINIMAL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # what a runtime gives a plugin
@@ -34,6 +36,46 @@ NETNS_DIR = Path("/var/run/netns")
 
 class BenchError(Exception):
     """The benchmark cannot go on (a tool is missing, a plugin fails its warm-up)."""
+
+
+# --- signals: ^C, SIGTERM and SIGHUP unwind through every finally, but never cut a cleanup short.
+_held: list[int] = []  # signals that arrived during a cleanup, acted on after it
+_cleanups = 0
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if _cleanups:
+        _held.append(signum)
+        return
+    _interrupt(signum)
+
+
+def _interrupt(signum: int) -> NoReturn:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def handle_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
+
+
+@contextlib.contextmanager
+def cleanup() -> Iterator[None]:
+    """A block no signal interrupts (held, the ones that came are acted on after it): a
+    half-done cleanup would leave namespaces, containers or agents behind. A handler is
+    used, not SIG_IGN or a blocked mask, which the commands the cleanup runs would inherit."""
+    global _cleanups  # noqa: PLW0603 (one process-wide state, like the handlers themselves)
+    _cleanups += 1
+    try:
+        yield
+    finally:
+        _cleanups -= 1
+        if not _cleanups and _held:
+            signum = _held[0]
+            _held.clear()
+            _interrupt(signum)
 
 
 def tool(name: str) -> str:
@@ -114,7 +156,10 @@ class Running:
         if self.proc is not None and self.result is None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
-            self.wait()
+            # Popen.kill() polls first and may have reaped it already (no child left to wait
+            # for), e.g. when a signal interrupted wait() just as the process ended.
+            with contextlib.suppress(ChildProcessError):
+                self.wait()
         self.close()
 
     def close(self) -> None:
@@ -163,7 +208,8 @@ class Workspace:
         self.hosts: list[str] = []
         self.pools: list[NetnsPool] = []
         self.running: set[Running] = set()
-        self.stoppers: list[Any] = []  # objects with a stop() (agents), stopped first
+        # Called first at close(), last registered first: agents, runtime namespaces.
+        self.stoppers: list[Callable[[], object]] = []
 
     def __enter__(self) -> Workspace:
         return self
@@ -200,14 +246,14 @@ class Workspace:
         return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(self.tag))
 
     def close(self) -> None:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # cleanup is not interruptible
-        try:
+        with cleanup():
             for run in list(self.running):
-                run.kill()
-            self.running.clear()
-            for stopper in reversed(self.stoppers):
                 with contextlib.suppress(Exception):
-                    stopper.stop()
+                    run.kill()
+            self.running.clear()
+            for stop in reversed(self.stoppers):
+                with contextlib.suppress(Exception):
+                    stop()
             self.stoppers.clear()
             for pool in self.pools:
                 pool.close()
@@ -216,8 +262,6 @@ class Workspace:
                 sh(tool("ip"), "netns", "del", host, check=False)
             self.hosts.clear()
             shutil.rmtree(self.tmp, ignore_errors=True)
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
 
 # --- inspection (untimed): from outside, with iproute2, iptables and nft ----------------------

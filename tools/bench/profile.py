@@ -42,7 +42,7 @@ def run_profile(
             available, note = agent_support(lane.host, launcher)
             if not available:
                 raise BenchError(note)
-            agent = Agent(lane, ws.tmp / "agent.sock", ws.tmp / "agent.log")
+            agent = Agent.for_lane(lane, ws.tmp / "agent.sock", ws.tmp / "agent.log")
             agent.start()
             lane.extra_env = {AGENT_ENV: str(agent.socket)}
         container, netns = f"{PREFIX}-profile", lane.pool.paths[attachments]

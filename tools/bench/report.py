@@ -1,4 +1,4 @@
-"""The table of issue 5 (markdown) and the raw numbers (JSON), with the targets as a column."""
+"""The table of issue 10 (markdown) and the raw numbers (JSON), with the targets as a column."""
 
 from __future__ import annotations
 
@@ -16,26 +16,31 @@ from typing import Any
 
 import cni_bridge_py
 from tools.bench.results import Results, Series
+from tools.bench.runtimes import BRIDGE as RUNTIME_BRIDGE
 from tools.bench.scenarios import RSS_CALLS, Plan
-from tools.bench.sides import CNI_VERSION, SUBNET
+from tools.bench.sides import CNI_VERSION, NETWORK, SUBNET
 
 OURS = ("one-shot", "agent")
 LANES = ("reference", *OURS)
-RSS_TARGET_MB = 45.0
-SCALE_TARGET = 1.2
-# (metric, lane) -> the largest ours/reference ratio of medians issue 5 accepts.
+RUNTIME_SIDES = ("reference", "agent")  # the end-to-end lanes run ours with its agent only
+SCALE_TARGET = 1.2  # ADD with the most attachments / ADD with none, same lane
+# (metric, lane) -> the largest ours/reference ratio of medians issue 10 accepts.
 RATIO_TARGETS: dict[tuple[str, str], float] = {
     ("ADD", "agent"): 1.0,
-    ("ADD", "one-shot"): 4.0,
-    ("CHECK", "agent"): 1.5,
     ("DEL", "agent"): 0.5,
+    ("CHECK", "agent"): 1.0,
     ("ADD x20", "agent"): 0.75,
-    ("VERSION", "agent"): 5.0,
-    ("VERSION", "one-shot"): 5.0,
-    ("error", "agent"): 5.0,
-    ("error", "one-shot"): 5.0,
+    ("ADD x64", "agent"): 0.75,
+    ("ADD", "one-shot"): 4.0,
+    ("VERSION", "agent"): 4.0,
+    ("VERSION", "one-shot"): 4.0,
+    ("error", "agent"): 4.0,
+    ("error", "one-shot"): 4.0,
+    # End to end: podman's network cost per container, and the whole `ctr run --rm --cni`.
+    ("podman cost", "agent"): 0.5,
+    ("ctr cni", "agent"): 1.0,
 }
-ZERO_FAILURE_LEVEL = 64  # "64 concurrent with zero failures"
+ZERO_FAILURE_LEVELS = (20, 64)  # "20- and 64-concurrent ... (zero failures)"
 
 
 @dataclass
@@ -89,11 +94,78 @@ class Table:
         if len(levels) > 1:
             rows.append(self.growth("ADD", levels[0], levels[-1]))
             rows.append(self.growth("DEL", levels[0], levels[-1]))
-        rows.append(self.peak_rss(("ADD", "CHECK", "DEL"), "peak RSS, one ADD/CHECK/DEL", True))
-        rows.append(self.peak_rss(("VERSION",), "peak RSS, one VERSION", False))
-        rows.append(self.peak_rss(("error",), "peak RSS, one error", False))
+        rows += self.end_to_end()
+        rows.append(self.peak_rss(("ADD", "CHECK", "DEL"), "peak RSS, one ADD/CHECK/DEL"))
+        rows.append(self.peak_rss(("VERSION",), "peak RSS, one VERSION"))
+        rows.append(self.peak_rss(("error",), "peak RSS, one error"))
         rows.append(self.agent_rss())
         return rows
+
+    def end_to_end(self) -> list[Row]:
+        return [
+            self.runtime_timing("podman", "podman network", "podman run --rm, network"),
+            self.runtime_timing("podman", "podman none", "podman run --rm --network none"),
+            self.runtime_cost(
+                "podman",
+                "podman network",
+                "podman none",
+                "podman run --rm, network cost per container (network - none)",
+                "podman cost",
+            ),
+            self.runtime_timing("ctr", "ctr cni", "ctr run --rm --cni, whole run"),
+            self.runtime_timing("ctr", "ctr none", "ctr run --rm without --cni"),
+            self.runtime_cost(
+                "ctr", "ctr cni", "ctr none", "ctr run --rm, network cost (--cni - without)"
+            ),
+        ]
+
+    def _runtime_cells(self, runtime: str, text: Callable[[str], str]) -> dict[str, str]:
+        state = self.status.get(runtime, "not run")
+        cells = {lane: "—" for lane in LANES}
+        for lane in RUNTIME_SIDES:
+            cells[lane] = text(lane) if state == "ok" else state
+        return cells
+
+    def _judge(self, row: Row, metric: str) -> None:
+        for lane in OURS:
+            if (limit := RATIO_TARGETS.get((metric, lane))) is not None:
+                ratio = row.ratios.get(lane)
+                ok = None if ratio is None else ratio <= limit
+                row.targets.append((lane, f"≤ {limit:g}", ok))
+
+    def runtime_timing(self, runtime: str, metric: str, label: str) -> Row:
+        def cell(lane: str) -> str:
+            series = self.results.find(metric, lane) or Series()
+            extra = f" (p95 {ms(series.p95())})" if series.seconds else ""
+            return ms(series.median()) + extra + _failed(series)
+
+        row = Row(label, self._runtime_cells(runtime, cell), raw={"metric": metric})
+        reference = self._median(metric, "reference")
+        ours = self._median(metric, "agent") if self.status.get(runtime) == "ok" else None
+        row.ratios["agent"] = ours / reference if ours is not None and reference else None
+        self._judge(row, metric)
+        return row
+
+    def runtime_cost(
+        self, runtime: str, with_net: str, without: str, label: str, metric: str = ""
+    ) -> Row:
+        """Median with the network minus median without, per side: what the plugin adds."""
+        costs: dict[str, float | None] = {}
+
+        def cell(lane: str) -> str:
+            a, b = self._median(with_net, lane), self._median(without, lane)
+            costs[lane] = a - b if a is not None and b is not None else None
+            return "—" if costs[lane] is None else f"{ms(costs[lane])} ({ms(a)} - {ms(b)})"
+
+        row = Row(label, self._runtime_cells(runtime, cell), raw={"cost_s": costs})
+        ours, reference = costs.get("agent"), costs.get("reference")
+        # A cost at or below zero is noise, not a measurement: no ratio is made of it.
+        row.ratios["agent"] = ours / reference if ours is not None and reference else None
+        if reference is not None and reference <= 0:
+            row.ratios["agent"] = None
+        if metric:
+            self._judge(row, metric)
+        return row
 
     def _cells(self, text: Callable[[str], str]) -> dict[str, str]:
         return {lane: text(lane) if lane in self.lanes() else self.absent(lane) for lane in LANES}
@@ -108,11 +180,8 @@ class Table:
         reference = self._median(metric, "reference")
         for lane in OURS:
             ours = self._median(metric, lane) if lane in self.lanes() else None
-            ratio = ours / reference if ours is not None and reference else None
-            row.ratios[lane] = ratio
-            if (limit := RATIO_TARGETS.get((metric, lane))) is not None:
-                ok = None if ratio is None else ratio <= limit
-                row.targets.append((lane, f"≤ {limit:g}", ok))
+            row.ratios[lane] = ours / reference if ours is not None and reference else None
+        self._judge(row, metric)
         return row
 
     def failures(self, c: int) -> Row:
@@ -126,7 +195,7 @@ class Table:
 
         row = Row(f"{c} concurrent: failed calls or checks", self._cells(cell))
         row.raw = {"failed": counts}
-        if c == ZERO_FAILURE_LEVEL:
+        if c in ZERO_FAILURE_LEVELS:
             for lane in OURS:
                 ok = counts[lane] == 0 if lane in counts else None
                 row.targets.append((lane, "0 failed", ok))
@@ -150,7 +219,7 @@ class Table:
                 row.targets.append((lane, f"≤ {SCALE_TARGET:g}", ok))
         return row
 
-    def peak_rss(self, verbs: tuple[str, ...], label: str, target: bool) -> Row:
+    def peak_rss(self, verbs: tuple[str, ...], label: str) -> Row:
         peaks: dict[str, int] = {}
 
         def cell(lane: str) -> str:
@@ -165,9 +234,6 @@ class Table:
         for lane in OURS:
             if peaks.get(lane) and peaks.get("reference"):
                 row.ratios[lane] = peaks[lane] / peaks["reference"]
-        if target:
-            ok = peaks["one-shot"] / 1024 <= RSS_TARGET_MB if peaks.get("one-shot") else None
-            row.targets.append(("one-shot", f"≤ {RSS_TARGET_MB:g} MB", ok))
         return row
 
     def agent_rss(self) -> Row:
@@ -234,7 +300,6 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "os": pretty,
         "python": platform.python_version(),
-        "loadavg_start": os.getloadavg(),
     }
 
 
@@ -250,6 +315,8 @@ def versions() -> dict[str, str]:
         "cni-bridge-py": cni_bridge_py.__version__ + (f" ({git})" if git else ""),
         "reference (containernetworking-plugins)": ref or "unknown (not a Debian package?)",
         "iptables": _run("iptables", "--version"),
+        "podman": _run("podman", "--version").removeprefix("podman version "),
+        "containerd": " ".join(_run("containerd", "--version").split()[2:3]),
     }
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         found["pyroute2"] = importlib.metadata.version("pyroute2")
@@ -260,9 +327,13 @@ def versions() -> dict[str, str]:
 
 
 METHOD = """\
-- **Lanes.** Three lanes, each in throwaway namespaces of its own: the reference
+- **A quiet machine.** Before anything runs, the harness waits up to {load_wait} for the
+  1-min load average to fall to {load_limit:g} or below, then starts either way. The load at
+  the start and at the end is in the header; a run that started above {load_limit:g} is marked
+  **not quotable** and its numbers are not quoted (issue 10).
+- **Lanes of plugin calls.** Three lanes, each in throwaway namespaces of its own: the reference
   (`/usr/lib/cni/bridge`, which runs `host-local` from `CNI_PATH=/usr/lib/cni`), ours one-shot
-  and ours with the resident agent (`cni-bridge-py agent --socket <tmp>/agent.sock`, started
+  and ours with its resident agent (`cni-bridge-py agent --socket <tmp>/agent.sock`, started
   inside that lane's host namespace and stopped at the end; `CNI_BRIDGE_PY_AGENT` points at it;
   the one-shot lane's points at a socket that does not exist). Ours is installed by
   `cni_bridge_py.install` into a temp bin dir (launcher + compiled bytecode), as `make install`
@@ -281,29 +352,90 @@ METHOD = """\
   each (medians and nearest-rank p95); {concurrency} concurrent ADDs then DELs, {rounds}
   round(s), median wall time (start of the first spawn to the last reaping), every ADD checked
   (exit 0, addresses distinct and present in their namespaces) and nothing left after the DELs
-  (no veth, no NAT chain or rule, no reservation); last, ADD and DEL latency with {scale}
-  attachments already on the bridge ({pairs} timed ADD/DEL pairs per level; the attachments are
-  made by the lane's own plugin, {parallel} at a time, untimed, and go with the lane's
-  namespaces and data dir at the end).
-- **Peak RSS** comes from a pass of its own ({rss_calls} ADD, CHECK, DEL, VERSION and error
-  calls per lane), each call under GNU `time -f %M`: the plugin's peak (`ip netns exec` execs
-  it; a child it waited for, `iptables-restore` or the reference's `host-local`, counts if
-  larger). Not `wait4` from the benchmark itself: the kernel carries the pre-exec image's peak
-  into `ru_maxrss`, so every number would read at least the benchmark's own ~24 MB. The agent's
-  peak RSS is its `VmHWM` at the end of the run.
-- **Targets** (issue 5, ours / reference medians of the same run): agent ADD ≤ 1.0, DEL ≤ 0.5,
-  CHECK ≤ 1.5, 20-concurrent ADD wall ≤ 0.75, 64 concurrent with zero failures; one-shot ADD ≤
-  4.0; VERSION and errors ≤ 5.0; ADD at the largest level ≤ 1.2 times ADD at 0 (same lane);
-  one-shot peak RSS ≤ 45 MB.
+  (no veth, no NAT chain or rule, no reservation); then the end-to-end lanes; last, ADD and DEL
+  latency with {scale} attachments already on the bridge ({pairs} timed ADD/DEL pairs per
+  level; the attachments are made by the lane's own plugin, {parallel} at a time, untimed, and
+  go with the lane's namespaces and data dir at the end).
+- **End to end: the two sides.** The reference and ours with its agent, each side a private
+  mount + network namespace (an `unshare --mount --net` holder, as tests/runtimes/seedhost.py
+  makes): the runtime runs inside it, so its plugins do too, and the bridge, veths, NAT rules and
+  ip_forward stay there. Inside, `/etc/cni/net.d` holds one conflist, byte for byte the same on
+  both sides (`type: bridge`, bridge `{bridge}`, `isGateway`, `ipMasq`, host-local
+  `{subnet}` with a default route, host-local's default store), and `/opt/cni/bin` holds either
+  copies of the reference `bridge` and `host-local` or ours installed under those two names
+  (`make install ALIASES="bridge host-local"`); `/usr/lib/cni` is empty; `/var/lib/cni` and
+  `/run/netns` are the side's own. The container is busybox-static's root filesystem (as
+  tests/runtimes builds it) running `true`. Each runtime command is one process timed from
+  spawn to reaping (`nsenter` into the side's namespaces, which execs the runtime, included on
+  both sides); the four variants of a lane (two sides, with and without the network) are
+  interleaved run by run, the order rotating each iteration: one untimed run of each, then
+  {runtime_runs} timed runs of each. Afterwards nothing may be left in either side's namespaces
+  (veth, NAT rule, reservation, libcni cache file), except the reference's NAT chains after
+  ctr's DELs (containernetworking/plugins#810), which are counted in the notes.
+- **End to end: podman.** podman {podman_version} with the CNI backend, on private storage
+  (vfs, `--root`/`--runroot`, `CONTAINERS_CONF` naming `/etc/cni/net.d` and `/opt/cni/bin`,
+  `CONTAINERS_STORAGE_CONF`), the root filesystem `podman import`ed as an image:
+  `podman run --rm --network {network} --cgroup-parent /<tmp> --cap-add NET_RAW <image> true`,
+  and the same with `--network none`. The network cost per container is a side's median with
+  the network minus its median with `--network none`.
+- **End to end: ctr.** One private containerd {containerd_version} (its own config, root,
+  state, socket and opt dir, CRI off; tests/runtimes/containerd.py); each side's `ctr` runs in
+  that side's namespaces (with `/run/containerd` the daemon's fifo dir): `ctr --address <sock>
+  --namespace <ns> run --rm --cni --rootfs --env PATH=/bin <rootfs> <id> true` timed as a
+  whole, and the same without `--cni` for the cost.
+- **How the runtimes' plugin reaches the agent.** Not through the environment: ctr and the
+  `podman run` process pass theirs on to plugins (libcni), but podman's DEL comes from
+  `podman container cleanup`, which conmon starts with a 16-variable environment. So the
+  runtimes get the benchmark's environment without `CNI_BRIDGE_PY_AGENT`, and on ours' side
+  `/run/cni-bridge-py` is a benchmark directory (0700) in which `cni-bridge-py agent --socket
+  /run/cni-bridge-py/agent.sock` listens: the plugin's default socket. The agent is started with
+  `nsenter` into the side's mount and network namespaces, the network namespace the runtime's
+  plugins run in (the agent serves no other). Its log, one line per request, must show an ADD
+  and a DEL for every timed run with the network, or the run reports a problem.
+- **Peak RSS** (shown, no target) comes from a pass of its own ({rss_calls} ADD, CHECK, DEL,
+  VERSION and error calls per lane), each call under GNU `time -f %M`: the plugin's peak (`ip
+  netns exec` execs it; a child it waited for, `iptables-restore` or the reference's
+  `host-local`, counts if larger). The agent's peak RSS is its `VmHWM` at the end of the run.
+- **Targets** (issue 10; ours / reference medians of the same interleaved run): agent ADD ≤
+  1.0, DEL ≤ 0.5, CHECK ≤ 1.0, 20- and 64-concurrent ADD wall ≤ 0.75 with zero failed calls or
+  checks (one-shot too); one-shot ADD ≤ 4.0; VERSION and errors ≤ 4.0 (both lanes); ADD with
+  the most attachments ≤ 1.2 x ADD with none (same lane); `podman run --rm` network cost per
+  container with the agent ≤ 0.5 x the reference's; `ctr run --rm --cni` with the agent ≤ 1.0
+  x the reference's. A target whose measurement did not run reads n/a.
 - **Profiles.** `python -m tools.bench --profile add` (also `check`, `del`,
   `version`, `error`; `--profile-mode agent`, `--profile-attachments N`) runs one call of ours
   under cProfile and `-X importtime` in a throwaway namespace and prints the top entries.
 """
 
 
+def tally(rows: list[Row]) -> dict[str, int]:
+    """How many targets passed, were missed, or could not be judged."""
+    counts = {"pass": 0, "miss": 0, "n/a": 0}
+    for row in rows:
+        for _lane, _text, ok in row.targets:
+            counts[{True: "pass", False: "miss", None: "n/a"}[ok]] += 1
+    return counts
+
+
+def summary(doc: Mapping[str, Any]) -> str:
+    load, targets = doc["load"], doc["targets"]
+    verdict = "quotable" if load["quotable"] else "**NOT QUOTABLE**"
+    return (
+        f"Run {verdict}: 1-min load {load['start'][0]:.2f} at the start (limit "
+        f"{load['limit']:g}), {load['end'][0]:.2f} at the end. Targets: {targets['pass']} met, "
+        f"{targets['miss']} missed, {targets['n/a']} not measured."
+    )
+
+
+def _load(values: list[float] | tuple[float, ...]) -> str:
+    return ", ".join(f"{x:.2f}" for x in values)
+
+
 def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str:
-    meta, plan = doc["machine"], doc["plan"]
+    meta, plan, load = doc["machine"], doc["plan"], doc["load"]
     method = METHOD.format(
+        load_wait=f"{doc['load_wait_s']:g} s",
+        load_limit=load["limit"],
         cni_version=CNI_VERSION,
         subnet=SUBNET,
         calls=plan["calls"],
@@ -313,9 +445,19 @@ def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str
         pairs=plan["pairs"],
         parallel=plan["parallel"],
         rss_calls=min(plan["calls"], RSS_CALLS),
+        runtime_runs=plan["runtime_runs"],
+        bridge=RUNTIME_BRIDGE,
+        network=NETWORK,
+        podman_version=doc["versions"].get("podman", "?"),
+        containerd_version=doc["versions"].get("containerd", "?"),
     )
-    load = ", ".join(f"{x:.2f}" for x in meta["loadavg_start"])
-    end = ", ".join(f"{x:.2f}" for x in doc["loadavg_end"])
+    waited = f" (after waiting {load['waited_s']} s)" if load["waited_s"] else ""
+    limit = f"{load['limit']:g}"
+    if load["quotable"]:
+        quoted = f"quotable (1-min load at most {limit} at the start)"
+    else:
+        quoted = f"**not quotable** (1-min load above {limit} at the start)"
+    targets = doc["targets"]
     lines = [
         "# Benchmarks: cni-bridge-py against the reference bridge + host-local",
         "",
@@ -324,13 +466,17 @@ def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str
         "",
         f"- **Date:** {meta['date']} (the run took {doc['duration_s']:.0f} s)",
         f"- **Machine:** {meta['nproc']} CPUs ({meta['cpu']}), kernel {meta['kernel']}, "
-        f"{meta['os']}, Python {meta['python']}; load average {load} at the start, {end} at "
-        "the end",
+        f"{meta['os']}, Python {meta['python']}",
+        f"- **Load average:** {_load(load['start'])} at the start{waited}, "
+        f"{_load(load['end'])} at the end: {quoted}",
         "- **Versions:** " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()),
         f"- **N:** {plan['calls']} sequential calls per verb; concurrency "
         f"{', '.join(map(str, plan['concurrency']))} x {plan['rounds']} round(s); "
-        f"attachments {', '.join(map(str, plan['scale']))} x {plan['pairs']} pair(s)",
+        f"attachments {', '.join(map(str, plan['scale']))} x {plan['pairs']} pair(s); "
+        f"{plan['runtime_runs']} podman and ctr runs per variant and side",
         f"- **Agent:** {doc['agent']['note']}",
+        f"- **Targets:** {targets['pass']} met, {targets['miss']} missed, "
+        f"{targets['n/a']} not measured",
         "",
         "## Results",
         "",

@@ -34,6 +34,7 @@ class Results:
     # metric -> lane label -> series
     series: dict[str, dict[str, Series]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)  # observations that are not failures
     agent_rss_kb: int = 0
     rss_method: str = ""
 
@@ -64,6 +65,7 @@ class Results:
                 for metric, lanes in self.series.items()
             },
             "problems": self.problems,
+            "info": self.info,
             "agent_rss_kb": self.agent_rss_kb,
             "rss_method": self.rss_method,
         }

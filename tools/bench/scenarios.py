@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tools.bench.harness import (
     MINIMAL_PATH,
@@ -29,6 +29,7 @@ from tools.bench.sides import CNI_VERSION, NETWORK, Lane
 VERSION_STDIN = f'{{"cniVersion":"{CNI_VERSION}"}}'.encode()  # what libcni sends
 MALFORMED = f'{{"cniVersion": "{CNI_VERSION}", "name": "{NETWORK}", "type": '.encode()
 
+T = TypeVar("T")
 RSS_CALLS = 5  # per verb and lane in the RSS pass
 # (command, container ID, netns path, stdin or None for the lane's config)
 Spec = tuple[str, str, str, bytes | None]
@@ -39,8 +40,9 @@ class Plan:
     calls: int = 50
     concurrency: tuple[int, ...] = (20, 64)
     scale: tuple[int, ...] = (0, 100, 250)
-    pairs: int = 5  # timed ADD/DEL pairs at each scale level
+    pairs: int = 10  # timed ADD/DEL pairs at each scale level
     rounds: int = 3  # concurrent rounds per level (the table shows their median)
+    runtime_runs: int = 20  # timed runs per variant and side in each end-to-end lane (0: none)
     parallel: int = len(os.sched_getaffinity(0))  # untimed pre-population runs this many
 
     def pool_size(self) -> int:
@@ -55,9 +57,10 @@ class Run:
     progress: Callable[[str], None]
 
 
-def rotate(lanes: Sequence[Lane], i: int) -> list[Lane]:
-    k = i % len(lanes)
-    return [*lanes[k:], *lanes[:k]]
+def rotate(items: Sequence[T], i: int) -> list[T]:
+    """The order of iteration i: each item leads in turn, so none always follows another."""
+    k = i % len(items)
+    return [*items[k:], *items[:k]]
 
 
 def cid(lane: Lane, tag: str, i: int) -> str:

@@ -144,29 +144,46 @@ def agent_support(host: str, launcher: Path) -> tuple[bool, str]:
 
 
 class Agent:
-    """`cni-bridge-py agent` in a lane's host namespace, started and stopped by its handle."""
+    """`cni-bridge-py agent --socket PATH`, started and stopped by its handle. `enter` is the
+    command prefix that puts it where its callers are (`ip netns exec <host>`, or nsenter into
+    a runtime's mount and network namespaces): it refuses callers from another netns."""
 
-    def __init__(self, lane: Lane, socket: Path, log: Path) -> None:
-        self.lane, self.socket, self.log = lane, socket, log
+    def __init__(
+        self,
+        ws: Workspace,
+        enter: list[str],
+        launcher: str,
+        socket: Path,
+        log: Path,
+    ) -> None:
+        self.ws, self.enter, self.launcher = ws, enter, launcher
+        self.socket, self.log = socket, log
         self.proc: subprocess.Popen[bytes] | None = None
         self.maxrss_kb = 0
 
+    @classmethod
+    def for_lane(cls, lane: Lane, socket: Path, log: Path) -> Agent:
+        enter = [tool("ip"), "netns", "exec", lane.host]
+        return cls(lane.ws, enter, str(lane.executable), socket, log)
+
     def start(self) -> None:
-        argv = [tool("ip"), "netns", "exec", self.lane.host, str(self.lane.executable)]
         with self.log.open("wb") as sink:
             self.proc = subprocess.Popen(
-                [*argv, "agent", "--socket", str(self.socket)],
+                [*self.enter, self.launcher, "agent", "--socket", str(self.socket)],
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=sink,
                 env={"PATH": MINIMAL_PATH},
             )
-        self.lane.ws.stoppers.append(self)
+        self.ws.stoppers.append(self.stop)
         deadline = time.monotonic() + AGENT_START_TIMEOUT_S
         while b"listening" not in self.log.read_bytes():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise BenchError(f"the agent did not start: {self.log.read_text()[-2000:]}")
             time.sleep(0.02)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def peak_rss_kb(self) -> int:
         """VmHWM of the running agent (its peak resident set so far)."""
