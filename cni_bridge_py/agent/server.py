@@ -31,6 +31,7 @@ from cni_bridge_py.agent.activation import (
     open_to_others,
     socket_path,
 )
+from cni_bridge_py.agent.background import BackgroundWork
 from cni_bridge_py.agent.protocol import (
     DEFAULT_SOCKET,
     AgentRequest,
@@ -200,12 +201,13 @@ def _prepare_socket_path(path: str) -> None:
     raise SystemExit(f"an agent already listens on {path}")
 
 
-def _warm_up() -> Handler:
-    """Import what every request needs, once."""
+def _warm_up(background: BackgroundWork) -> Handler:
+    """Import what every request needs, once; slow work a request leaves (a DEL's veth
+    deletion) goes to `background`."""
     from cni_bridge_py.verbs import system  # noqa: F401, PLC0415 - pyroute2 and the firewall
-    from cni_bridge_py.verbs.dispatch import dispatch  # noqa: PLC0415
+    from cni_bridge_py.verbs.dispatch import dispatch_with  # noqa: PLC0415
 
-    return dispatch
+    return dispatch_with(background)
 
 
 class _Stop(BaseException):
@@ -215,7 +217,7 @@ class _Stop(BaseException):
 def _stop_handler(agent_pid: int) -> Callable[[int, object], None]:
     def stop(signum: int, _frame: object) -> None:
         if os.getpid() != agent_pid:
-            # A fork of the agent (pyroute2's namespace helper) that its parent ends with
+            # A fork of the agent (a library's helper process) that its parent ends with
             # SIGTERM: it must end as without our handler, not unwind the request it forked in.
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
@@ -252,8 +254,9 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server: AgentServer | None = None
+    background = BackgroundWork()
     try:
-        run = _warm_up()
+        run = _warm_up(background)
         if passed is None:
             server = AgentServer.bind(args.socket, run)
         else:
@@ -271,6 +274,7 @@ def main(argv: list[str]) -> int:
     finally:
         if server is not None:
             server.close()
+        background.drain()  # a DEL answered must not leave its veth to the next start
     return 0
 
 

@@ -1,14 +1,15 @@
 """libnftables in process, through ctypes: what `nft` does, without a process per command.
 
 The library is Debian's libnftables1, which the nftables package depends on. One context, for
-the process's own network namespace, lives as long as the process. Closing a context's netlink socket waits for
-the kernel to free what earlier transactions replaced or deleted (an RCU grace period, ~10 ms
-here), so a context per command would pay that on most writes; and libnftables' own cache is
-revalidated against the ruleset's generation on every command, so a kept context never works
-from stale state. The socket belongs to the namespace the context was made in, so the kept
-context serves the process's own namespace only; a thread that entered another namespace gets
-a context of its own for that one command, so it sees that namespace's rules, as a spawned
-`nft` would, and no socket keeps a container's namespace alive after the container is gone.
+the process's own network namespace, lives as long as the process. Closing a context's netlink
+socket waits for the kernel to free what earlier transactions replaced or deleted (an RCU grace
+period, ~10 ms here), so a context per command would pay that on most writes; and libnftables'
+own cache is revalidated against the ruleset's generation on every command, so a kept context
+never works from stale state. The socket belongs to the namespace the context was made in, so
+the kept context serves the process's own namespace only; a thread that entered another
+namespace gets a context of its own for that one command, so it sees that namespace's rules, as
+a spawned `nft` would, and no socket keeps a container's namespace alive after the container is
+gone.
 """
 
 from __future__ import annotations

@@ -316,7 +316,7 @@ def test_the_front_forwards_without_loading_pyroute2(
 
 
 def test_sigterm_stops_the_agent_but_a_fork_of_it_dies_as_without_a_handler() -> None:
-    """pyroute2 forks the agent to enter a namespace and ends the fork with SIGTERM: the fork
+    """A library that forks the agent may end the fork with SIGTERM: the fork
     must die there, not raise the agent's stop into the request it was forked from (which
     would leave its parent waiting for it)."""
     stop = agent._stop_handler(os.getpid())
