@@ -14,6 +14,7 @@ from collections.abc import Collection
 from typing import Protocol
 
 from cni_bridge_py.firewall.layout import MasqRequest
+from cni_bridge_py.firewall.nft_transport import Outcome
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 
 
@@ -69,13 +70,28 @@ def _iptables(path_env: str | None) -> MasqBackend | None:
 
         return LegacyIptables()
     if variant == "nft":
-        from cni_bridge_py.firewall.iptables_nft_probe import chain_exists  # noqa: PLC0415
         from cni_bridge_py.firewall.iptables_restore import RestoreIptables  # noqa: PLC0415
 
-        # The probe only where `nft` is here too: libnftables comes with it.
-        probe = chain_exists if shutil.which("nft", path=path_env) else None
-        return RestoreIptables(path_env, probe=probe)
+        return RestoreIptables(path_env, nft=_libnftables(path_env))
     return None
+
+
+class _LibnftablesOnFirstUse:
+    """libnftables for iptables-nft's DEL and CHECK, loaded when one of them first asks: an
+    ADD never reads, and ctypes costs a one-shot ADD a few milliseconds."""
+
+    def run(self, commands: str, *, json: bool = False, handles: bool = False) -> Outcome:
+        from cni_bridge_py.firewall.nft_lib import load  # noqa: PLC0415
+
+        library = load()
+        if library is None:
+            return Outcome(False, "", "libnftables cannot be loaded here")
+        return library.run(commands, json=json, handles=handles)
+
+
+def _libnftables(path_env: str | None) -> _LibnftablesOnFirstUse | None:
+    """Where `nft` is here too (the nftables package brings libnftables with it)."""
+    return _LibnftablesOnFirstUse() if shutil.which("nft", path=path_env) else None
 
 
 def _nftables(path_env: str | None) -> MasqBackend | None:

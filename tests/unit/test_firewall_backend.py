@@ -130,7 +130,7 @@ LIB = "cni_bridge_py.firewall.nft_lib"
 @pytest.mark.parametrize(
     ("preference", "spoof", "expected"),
     [
-        # iptables-nft drives a binary; its DEL's probe loads libnftables only when it runs.
+        # iptables-nft's ADD drives a binary; DEL and CHECK load libnftables when they run.
         ("iptables", "", "iptables ['subprocess']"),
         # nftables in process: ctypes and the library, no process module for it.
         ("nftables", "", f"nftables ['{LIB}', 'ctypes']"),

@@ -4,7 +4,6 @@ DEL runs, blind or falling back to iptables-save (iptables-* faked with pytest-s
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from cni_bridge_py.firewall.layout import (
     render_setup,
     render_teardown,
 )
+from tests.doubles.nft import ScriptedNft
 
 CHAIN = chain_name("testnet", "red1")
 COMMENT = '"name: \\"testnet\\" id: \\"red1\\""'
@@ -126,8 +126,8 @@ class Tables:
     def save(self, text: str, tool: str = "iptables") -> None:
         self.fp.register([str(self.bin / f"{tool}-save"), "-t", "nat"], stdout=text)
 
-    def backend(self, probe: Callable[[int, str], bool | None] | None = None) -> RestoreIptables:
-        return RestoreIptables(str(self.bin), str(self.lock_dir), probe=probe)
+    def backend(self, nft: ScriptedNft | None = None) -> RestoreIptables:
+        return RestoreIptables(str(self.bin), str(self.lock_dir), nft=nft)
 
     def run(self) -> list[str]:
         """The tools run so far, by name."""
@@ -185,17 +185,20 @@ def test_add_whose_fallback_fails_reports_it(tables: Tables) -> None:
 
 
 def test_del_with_known_addresses_is_one_restore(tables: Tables) -> None:
+    """Without libnftables: the blind batch of the known family only."""
     tables.restore()
-    tables.backend(probe=lambda family, chain: family == 4).teardown(RED)
+    tables.backend().teardown(RED)
     assert tables.run() == ["iptables-restore"]
     assert tables.batches == [render_known_teardown(RED, 4)]
     assert not tables.locked()
 
 
-def test_del_whose_chain_the_probe_does_not_find_runs_nothing(tables: Tables) -> None:
-    tables.backend(probe=lambda family, chain: False).teardown(RED)
-    tables.backend(probe=lambda family, chain: False).teardown(req())
+def test_del_of_a_chain_libnftables_does_not_find_runs_nothing(tables: Tables) -> None:
+    nft = ScriptedNft()
+    tables.backend(nft).teardown(RED)
+    tables.backend(nft).teardown(req())
     assert tables.run() == []
+    assert nft.writes == []
 
 
 def test_del_that_finds_another_state_reads_and_removes_what_is_there(tables: Tables) -> None:
@@ -204,7 +207,7 @@ def test_del_that_finds_another_state_reads_and_removes_what_is_there(tables: Ta
     other = req("192.168.15.9/24")
     tables.restore(returncode=1, stderr="iptables-restore: line 2 failed")
     tables.save(SAVED)
-    tables.backend(probe=lambda family, chain: None).teardown(other)
+    tables.backend().teardown(other)
     assert tables.run() == ["iptables-restore", "iptables-save"]
     assert render_teardown(NatTable.parse(SAVED), CHAIN, other.addresses) is None
     assert tables.locked()
@@ -226,15 +229,123 @@ def test_del_skips_a_family_without_its_tools(tables: Tables) -> None:
     assert tables.run() == ["iptables-restore"]
 
 
-def test_del_reads_a_family_without_known_addresses_only_where_its_chain_is(
+# --- DEL and CHECK through libnftables (what `nft -j list chain` prints after RED's ADD)
+
+
+Expr = dict[str, Any]
+
+
+def match(field: str, value: Any, op: str = "==") -> Expr:
+    address = value["prefix"]["addr"] if isinstance(value, dict) else value
+    left = {"payload": {"protocol": "ip6" if ":" in address else "ip", "field": field}}
+    return {"match": {"op": op, "left": left, "right": value}}
+
+
+def prefix(addr: str, length: int) -> dict[str, Any]:
+    return {"prefix": {"addr": addr, "len": length}}
+
+
+COUNTED: list[Expr] = [
+    {"xt": {"type": "match", "name": "comment"}},
+    {"counter": {"packets": 0, "bytes": 0}},
+]
+
+
+def jump(source: str, chain: str = CHAIN) -> list[dict[str, Any]]:
+    return [match("saddr", source), *COUNTED, {"jump": {"target": chain}}]
+
+
+def chain_doc(family: str, chain: str, *rules: list[dict[str, Any]]) -> dict[str, Any]:
+    listed: list[dict[str, Any]] = [{"chain": {"family": family, "name": chain, "handle": 4}}]
+    listed += [{"rule": {"handle": 25 + i, "expr": expr}} for i, expr in enumerate(rules)]
+    return {"nftables": [{"metainfo": {"json_schema_version": 1}}, *listed]}
+
+
+OWN_RULES: tuple[list[Expr], ...] = (
+    [match("daddr", prefix("192.168.15.0", 24)), *COUNTED, {"accept": None}],
+    [
+        match("daddr", prefix("224.0.0.0", 4), "!="),
+        *COUNTED,
+        {"xt": {"type": "target", "name": "MASQUERADE"}},
+    ],
+)
+
+
+def listed(family: str = "ip", *jumps: list[dict[str, Any]]) -> ScriptedNft:
+    jumps = jumps or (jump("192.168.15.2"), jump("192.168.15.3", "CNI-someone-else"))
+    return ScriptedNft(
+        tables={
+            f"list chain {family} nat POSTROUTING": chain_doc(family, "POSTROUTING", *jumps),
+            f"list chain {family} nat {CHAIN}": chain_doc(family, CHAIN, *OWN_RULES),
+        }
+    )
+
+
+def test_del_through_libnftables_deletes_what_it_read_by_handle(tables: Tables) -> None:
+    nft = listed()
+    tables.backend(nft).teardown(RED)
+    assert tables.run() == []
+    assert nft.writes == [
+        f"delete rule ip nat POSTROUTING handle 25\nflush chain ip nat {CHAIN}\n"
+        f"delete chain ip nat {CHAIN}"
+    ]
+    assert not tables.locked()
+
+
+def test_del_through_libnftables_keeps_a_chain_another_address_still_jumps_to(
     tables: Tables,
 ) -> None:
-    """Only IPv4 is known, but the probe sees the chain in ip6tables too (left jump-less by
-    some other writer): that family is read and the chain removed, as a read-first DEL did."""
-    orphan = f"*nat\n:POSTROUTING ACCEPT [0:0]\n:{CHAIN} - [0:0]\nCOMMIT\n"
+    """A second interface of red1 (.7) keeps the chain when the first one's DEL removes .2."""
+    nft = listed("ip", jump("192.168.15.2"), jump("192.168.15.7"))
+    tables.backend(nft).teardown(RED)
+    assert nft.writes == ["delete rule ip nat POSTROUTING handle 25"]
+
+
+def test_del_without_addresses_through_libnftables_removes_every_jump(tables: Tables) -> None:
+    nft = listed("ip6", jump("fd00::2"), jump("fd00::3", "CNI-someone-else"))
+    tables.backend(nft).teardown(req())
+    assert nft.writes == [
+        f"delete rule ip6 nat POSTROUTING handle 25\nflush chain ip6 nat {CHAIN}\n"
+        f"delete chain ip6 nat {CHAIN}"
+    ]
+
+
+def test_del_whose_transaction_the_kernel_refuses_falls_back_to_iptables(tables: Tables) -> None:
+    """The state changed between the read and the write (a rule gone, a new jump): nothing
+    of the transaction applied, and the iptables path does the DEL."""
+    nft = listed()
+    nft.fail_writes = 1
     tables.restore()
-    tables.save(orphan, "ip6tables")
-    tables.restore("ip6tables")
-    tables.backend(probe=lambda family, chain: True).teardown(RED)
-    assert tables.run() == ["iptables-restore", "ip6tables-save", "ip6tables-restore"]
-    assert tables.batches[1] == f"*nat\n-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n"
+    tables.backend(nft).teardown(RED)
+    assert tables.run() == ["iptables-restore"]
+    assert tables.batches == [render_known_teardown(RED, 4)]
+
+
+def test_del_where_libnftables_cannot_tell_runs_iptables(tables: Tables) -> None:
+    nft = ScriptedNft(kernel_has_nftables=False)
+    tables.restore()
+    tables.backend(nft).teardown(RED)
+    assert tables.run() == ["iptables-restore"]
+
+
+def test_check_through_libnftables_finds_everything_installed(tables: Tables) -> None:
+    assert tables.backend(listed()).missing(RED) == []
+    assert tables.run() == []
+
+
+def test_check_through_libnftables_names_the_missing_jump(tables: Tables) -> None:
+    missing = tables.backend(listed("ip", jump("192.168.15.9"))).missing(RED)
+    assert missing == [
+        f"-A POSTROUTING -s 192.168.15.2/32 -m comment --comment {COMMENT} -j {CHAIN}"
+    ]
+
+
+def test_check_through_libnftables_without_the_chain_names_its_rules(tables: Tables) -> None:
+    missing = tables.backend(ScriptedNft()).missing(RED)
+    assert [rule.split(" ", 2)[1] for rule in missing] == [CHAIN, CHAIN, "POSTROUTING"]
+
+
+def test_check_without_libnftables_reads_iptables_save(tables: Tables) -> None:
+    tables.save(SAVED)
+    assert tables.backend().missing(RED) == []
+    assert tables.run() == ["iptables-save"]
