@@ -62,6 +62,7 @@ class Pod:
     annotations: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     cgroup_parent: str = ""
+    host_network: bool = False  # hostNetwork: the node's network namespace, no CNI call
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,14 @@ class CriClient:
             ],
             labels=dict(pod.labels),
             annotations=dict(pod.annotations),
-            linux=pb.LinuxPodSandboxConfig(cgroup_parent=pod.cgroup_parent),
+            linux=pb.LinuxPodSandboxConfig(
+                cgroup_parent=pod.cgroup_parent,
+                security_context=pb.LinuxSandboxSecurityContext(
+                    namespace_options=pb.NamespaceOption(
+                        network=pb.NamespaceMode.Value("NODE" if pod.host_network else "POD")
+                    )
+                ),
+            ),
         )
         request = pb.RunPodSandboxRequest(config=config)
         return str(self._call("RunPodSandbox", request, "RunPodSandboxResponse").pod_sandbox_id)

@@ -19,13 +19,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tests.runtimes.containerd import Containerd
+from tests.runtimes.hostnet import CGROUP_ROOT
 from tests.runtimes.cri.client import CriClient, Pod, PodStatus
 from tests.runtimes.cri.image import pause_archive
 from tests.runtimes.seedhost import SeedHost, readme_commands
@@ -67,19 +70,27 @@ CRI_SECTION = """\
 """
 
 
-def node_conflist(**changes: Any) -> dict[str, Any]:
-    """conf/k8s-node.conflist, with top-level keys or the bridge plugin's keys changed
-    (`ranges=...` goes into its ipam)."""
+def node_conflist(ipam: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """conf/k8s-node.conflist, with keys of the bridge plugin's "ipam" replaced."""
     conflist: dict[str, Any] = json.loads(CONF.read_text())
-    bridge = conflist["plugins"][0]
-    for key, value in changes.items():
-        if key == "ranges":
-            bridge["ipam"]["ranges"] = value
-        elif key in conflist:
-            conflist[key] = value
-        else:
-            bridge[key] = value
+    conflist["plugins"][0]["ipam"].update(ipam or {})
     return conflist
+
+
+def kill_cgroup_processes(parent: str) -> list[str]:
+    """SIGKILL every process left in the cgroup parent our pods were given (a pod that could
+    not be stopped): ours, found by the unique cgroup name, never by a process name."""
+    name = parent.strip("/")
+    tops = [CGROUP_ROOT / name, *(p / name for p in CGROUP_ROOT.iterdir() if p.is_dir())]
+    pids = set()
+    for top in tops:
+        for procs in top.rglob("cgroup.procs") if top.is_dir() else ():
+            with contextlib.suppress(OSError):
+                pids |= {int(pid) for pid in procs.read_text().split()}
+    for pid in sorted(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return [f"killed pod process {pid} left in {parent}" for pid in sorted(pids)]
 
 
 class Node:
@@ -179,8 +190,12 @@ class Node:
         return self.client.status(self.run_pod(pod))
 
     def restart_containerd(self) -> None:
-        assert self.containerd is not None
+        """SIGTERM to the daemon, then start it again; the pods' shims keep running. A new
+        channel, as a kubelet reconnects (no waiting out grpc's reconnect backoff)."""
+        assert self.containerd is not None and self.cri is not None
+        self.cri.close()
         self.containerd.restart()
+        self.cri = CriClient(self.containerd.socket)
 
     # --- what the node holds --------------------------------------------------------------
 
@@ -189,11 +204,18 @@ class Node:
         return self.seed.bridge_ports(self.bridge)
 
     def nat_rules(self) -> list[str]:
-        """iptables nat rules that name the node network: our NAT chains and portmap's."""
-        return self.seed.nat_rules(network=self.network)
+        """iptables and ip6tables nat rules that name the node network: our NAT chains and
+        portmap's."""
+        marker = f'name: \\"{self.network}\\"'
+        return [
+            f"{tool}: {line}"
+            for tool in ("iptables", "ip6tables")
+            for line in self.sh(f"{tool} -t nat -S").stdout.splitlines()
+            if marker in line
+        ]
 
     def portmap_chains(self) -> list[str]:
-        rules = self.sh("iptables -t nat -S").stdout.splitlines()
+        rules = self.sh("iptables -t nat -S; ip6tables -t nat -S").stdout.splitlines()
         return [line for line in rules if line.startswith("-N CNI-DN-")]
 
     def links(self, kind: str) -> list[str]:
@@ -246,6 +268,7 @@ class Node:
                 if self.cri is not None:
                     self.cri.close()
             if self.containerd is not None:
+                problems += kill_cgroup_processes(self.cgroup_parent)
                 problems += self.containerd.stop()
         finally:
             self.seed.close()
