@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from tests.runtimes.seedhost import (
     cnitool_container_id,
     readme_commands,
 )
-from tests.runtimes.support import REPO, require_tools, unavailable
+from tests.runtimes.support import require_tools
 
 ADD = re.compile(rf"cnitool add {NETWORK} /var/run/netns/(\w+)")
 CHECK = re.compile(rf"cnitool check {NETWORK} /var/run/netns/(\w+)")

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-
 AGENT_ENV = "CNI_BRIDGE_PY_AGENT"
 # The front uses an agent at its default socket if the machine runs one: one-shot says no.
 ONE_SHOT_ENV = {AGENT_ENV: "off"}

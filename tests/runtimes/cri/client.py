@@ -31,9 +31,7 @@ RPC_TIMEOUT = 180.0  # seconds: 30 pods started at once on 2 cores, one-shot plu
 def messages() -> ModuleType:
     """runtime_v1_pb2, compiled now (once: protobuf keeps one descriptor per file name)."""
     out = Path(tempfile.mkdtemp(prefix="cbpt-cri-proto-"))
-    code = protoc.main(
-        ["protoc", f"-I{PROTO.parent}", f"--python_out={out}", str(PROTO)]
-    )
+    code = protoc.main(["protoc", f"-I{PROTO.parent}", f"--python_out={out}", str(PROTO)])
     assert code == 0, f"protoc failed on {PROTO} ({code})"
     spec = importlib.util.spec_from_file_location("runtime_v1_pb2", out / "runtime_v1_pb2.py")
     assert spec is not None and spec.loader is not None
@@ -114,7 +112,7 @@ class CriClient:
         pb = self.pb
         config = pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=pod.name, uid=pod.uid, namespace=pod.namespace),
-            hostname=pod.name,
+            hostname="" if pod.host_network else pod.name,  # a kubelet sends none for these
             port_mappings=[
                 pb.PortMapping(
                     protocol=pb.Protocol.Value(m.protocol),
@@ -140,7 +138,9 @@ class CriClient:
 
     def stop(self, pod_id: str) -> None:
         self._call(
-            "StopPodSandbox", self.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), "StopPodSandboxResponse"
+            "StopPodSandbox",
+            self.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id),
+            "StopPodSandboxResponse",
         )
 
     def remove(self, pod_id: str) -> None:
@@ -162,7 +162,9 @@ class CriClient:
 
     def pods(self) -> list[str]:
         """Every sandbox the runtime knows, ready or not."""
-        got = self._call("ListPodSandbox", self.pb.ListPodSandboxRequest(), "ListPodSandboxResponse")
+        got = self._call(
+            "ListPodSandbox", self.pb.ListPodSandboxRequest(), "ListPodSandboxResponse"
+        )
         return [str(item.id) for item in got.items]
 
     def close(self) -> None:

@@ -83,10 +83,7 @@ def lane(request: pytest.FixtureRequest, node: Node, tmp_path: Path) -> Iterator
     """The module's node with our plugin one-shot or with its agent (started for the test,
     inside the node: its network namespace is the one the plugin runs in). After the test,
     every pod still there is stopped and removed."""
-    agent = None
-    if request.param == "agent":
-        launcher = Path("/opt/cni/bin") / LAUNCHER  # as the node sees it
-        agent = Agent(node, launcher, tmp_path, socket=node.agent_socket).start()
+    agent = start_agent(node, tmp_path) if request.param == "agent" else None
     try:
         yield Lane(request.param, node, agent)
     finally:
@@ -95,5 +92,16 @@ def lane(request: pytest.FixtureRequest, node: Node, tmp_path: Path) -> Iterator
             assert not problems, problems
         finally:
             if agent is not None:
-                agent.stop()
-                node.agent_socket.unlink(missing_ok=True)
+                stop_agent(node, agent)
+
+
+def start_agent(node: Node, workdir: Path) -> Agent:
+    """Our agent on the node, on the socket containerd's plugins are told to use."""
+    launcher = Path("/opt/cni/bin") / LAUNCHER  # as the node sees it
+    return Agent(node, launcher, workdir, socket=node.agent_socket).start()
+
+
+def stop_agent(node: Node, agent: Agent) -> None:
+    """Stop it, and leave no socket file: the one-shot lanes check that there is none."""
+    agent.stop()
+    node.agent_socket.unlink(missing_ok=True)

@@ -25,8 +25,15 @@ CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 
-def _add(tar: tarfile.TarFile, name: str, *, data: bytes = b"", mode: int = 0o755,
-         kind: bytes = tarfile.REGTYPE, target: str = "") -> None:
+def _add(
+    tar: tarfile.TarFile,
+    name: str,
+    *,
+    data: bytes = b"",
+    mode: int = 0o755,
+    kind: bytes = tarfile.REGTYPE,
+    target: str = "",
+) -> None:
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.linkname, info.size = kind, mode, target, len(data)
     tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.runtimes.containerd import Containerd
-from tests.runtimes.hostnet import CGROUP_ROOT
 from tests.runtimes.cri.client import CriClient, Pod, PodStatus
 from tests.runtimes.cri.image import pause_archive
+from tests.runtimes.hostnet import CGROUP_ROOT
 from tests.runtimes.seedhost import SeedHost, readme_commands
 from tests.runtimes.support import REPO, run
 from tests.support.agent import AGENT_ENV
@@ -158,12 +158,14 @@ class Node:
     def sh(self, line: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.seed.sh(line, check=check)
 
-    def in_pod(self, pod: PodStatus, *command: str, check: bool = True, timeout: float = 30
-               ) -> subprocess.CompletedProcess[str]:
+    def in_pod(
+        self, pod: PodStatus, *command: str, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         """`command` in the pod's network namespace (the node's tools, the node's files)."""
         assert pod.netns, f"pod {pod.id} has no netns"
-        return run(self.argv("nsenter", f"--net={pod.netns}", "--", *command),
-                   check=check, timeout=timeout)
+        return run(
+            self.argv("nsenter", f"--net={pod.netns}", "--", *command), check=check, timeout=timeout
+        )
 
     def ip_json(self, *args: str) -> list[dict[str, Any]]:
         return self.seed.ip_json(*args)
@@ -246,14 +248,14 @@ class Node:
 
     def remove_all_pods(self) -> list[str]:
         """StopPodSandbox and RemovePodSandbox for every pod; the failures, if any."""
-        problems = []
+        problems: list[str] = []
         if self.cri is None:
             return problems
         for pod_id in self.cri.pods():
             for step in (self.cri.stop, self.cri.remove):
                 try:
                     step(pod_id)
-                except Exception as e:  # noqa: BLE001 (a finalizer reports, never raises)
+                except Exception as e:
                     problems.append(f"{step.__name__} {pod_id[:12]}: {e}")
         return problems
 

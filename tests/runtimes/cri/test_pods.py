@@ -122,8 +122,11 @@ def test_a_pod_gets_an_address_of_the_pod_cidr_and_reaches_the_gateway_and_anoth
 
     # Point 2: the Kubernetes CNI_ARGS and the pod annotations (a capability our plugin
     # declares in the node config) reached the plugins of the ADD that succeeded.
-    (entry,) = [e for e in cache_entries(node.seed.dir("/var/lib/cni"), node.network)
-                if e.container_id == a.id]
+    (entry,) = [
+        e
+        for e in cache_entries(node.seed.dir("/var/lib/cni"), node.network)
+        if e.container_id == a.id
+    ]
     cni_args = dict(entry.body["cniArgs"])
     assert cni_args["K8S_POD_NAMESPACE"] == "shop" and cni_args["K8S_POD_NAME"] == "web-0"
     assert cni_args["K8S_POD_INFRA_CONTAINER_ID"] == a.id
@@ -181,7 +184,10 @@ def test_a_host_port_reaches_the_pod_from_another_pod_and_the_node_and_bandwidth
         from_pod = node.in_pod(client, sys.executable, "-I", "-c", CLIENT, *target)
         from_node = subprocess.run(
             node.argv(sys.executable, "-I", "-c", CLIENT, *target),
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     assert from_pod.stdout.strip() == "hello from the pod", from_pod
     assert from_node.stdout.strip() == "hello from the pod", from_node
@@ -217,9 +223,7 @@ def test_stop_runs_del_and_leaves_nothing_and_a_second_stop_and_remove_succeed(
     # Only the other pod's attachment is left: its veth, NAT chain, reservation, cache file.
     left = node.leftovers()
     assert pod.id not in json.dumps(left, default=str), left
-    assert list(node.host_veths().values()) == [
-        OWNER.format(network=node.network, pod_id=other.id)
-    ]
+    assert list(node.host_veths().values()) == [OWNER.format(network=node.network, pod_id=other.id)]
     assert list(node.seed.reservations(node.network)) == [other.ip]
     assert node.portmap_chains() == [] and node.links("ifb") == []
 
