@@ -29,14 +29,16 @@ RPC_TIMEOUT = 180.0  # seconds: 30 pods started at once on 2 cores, one-shot plu
 
 @functools.cache
 def messages() -> ModuleType:
-    """runtime_v1_pb2, compiled now (once: protobuf keeps one descriptor per file name)."""
-    out = Path(tempfile.mkdtemp(prefix="cbpt-cri-proto-"))
-    code = protoc.main(["protoc", f"-I{PROTO.parent}", f"--python_out={out}", str(PROTO)])
-    assert code == 0, f"protoc failed on {PROTO} ({code})"
-    spec = importlib.util.spec_from_file_location("runtime_v1_pb2", out / "runtime_v1_pb2.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """runtime_v1_pb2, compiled now (once: protobuf keeps one descriptor per file name); the
+    generated file is gone once it is loaded."""
+    with tempfile.TemporaryDirectory(prefix="cbpt-cri-proto-") as out:
+        code = protoc.main(["protoc", f"-I{PROTO.parent}", f"--python_out={out}", str(PROTO)])
+        assert code == 0, f"protoc failed on {PROTO} ({code})"
+        generated = Path(out) / "runtime_v1_pb2.py"
+        spec = importlib.util.spec_from_file_location("runtime_v1_pb2", generated)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 

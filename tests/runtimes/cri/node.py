@@ -138,6 +138,10 @@ class Node:
             installs_ours = not line.startswith("make install-conf")
             if ours or not installs_ours:
                 self.seed.sh(line)
+        # The block must still do what the section says: ours under the reference's name.
+        bridge = (bin_dir / "bridge").resolve().name
+        assert bridge == ("cni-bridge-py" if ours else "bridge"), f"/opt/cni/bin/bridge: {bridge}"
+        assert (self.seed.dir("/etc/cni/net.d") / CONF.name).is_file()
 
     def _import_pause_image(self) -> None:
         assert self.containerd is not None
