@@ -78,6 +78,20 @@ def install_aliases() -> tuple[str, ...]:
     return ("bridge", "host-local")
 
 
+@pytest.fixture(scope="module")
+def readme_ready() -> None:
+    """What the README's commands need here. `make install` builds the venv first when it is
+    missing or older than pyproject.toml, and a seed host has no network: that must have
+    happened already (make test does it)."""
+    require_tools(
+        "the README's commands",
+        {"make": "make", "unshare": "util-linux", "nsenter": "util-linux", "ping": "iputils-ping"},
+    )
+    fresh = subprocess.run(["make", "-q", "venv"], cwd=REPO, capture_output=True, check=False)
+    if fresh.returncode != 0:
+        unavailable("the repository's venv is missing or older than pyproject.toml: make venv")
+
+
 @pytest.fixture(scope="session")
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")

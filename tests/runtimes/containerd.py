@@ -1,8 +1,9 @@
 """A containerd of the test's own (Debian's containerd 1.6 + runc) and `ctr` lanes.
 
 The daemon gets its own config, root, state dir, socket and opt dir under a temporary
-directory, the CRI plugin off, and runs in a private mount namespace where /run/containerd
-(hard-wired for shim sockets and runc's state) is a test directory too. Its Popen handle is
+directory, the CRI plugin off (or on, with the caller's CRI section: tests/runtimes/cri), and
+runs in a private mount namespace where /run/containerd (hard-wired for shim sockets and runc's
+state) is a test directory too: its own, or one the caller gives (a node's). Its Popen handle is
 kept: stopping it never looks a process up by name.
 
 `ctr run --cni` reads only /etc/cni/net.d (the first file by name) and /opt/cni/bin (then
@@ -16,6 +17,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,7 +30,7 @@ CONFIG = """\
 version = 2
 root = "{root}"
 state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+disabled_plugins = [{disabled}]
 
 [grpc]
   address = "{socket}"
@@ -36,6 +38,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [plugins."io.containerd.internal.v1.opt"]
   path = "{opt}"
 """
+CRI_PLUGIN = "io.containerd.grpc.v1.cri"
 
 
 class InNamespace(Protocol):
@@ -79,7 +82,17 @@ class CtrLane:
 
 
 class Containerd:
-    def __init__(self, scratch: Path) -> None:
+    def __init__(
+        self,
+        scratch: Path,
+        *,
+        cri: str | None = None,
+        ns: MountNamespace | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """cri: the CRI plugin's config section (the plugin is disabled without one); ns: a
+        mount namespace to run in, the caller's to close (else one of its own); env: added to
+        the daemon's environment, which libcni passes on to every plugin it runs."""
         self.scratch = scratch
         self.socket = scratch / "containerd.sock"
         self.run_dir = scratch / "run-containerd"
@@ -87,32 +100,56 @@ class Containerd:
         self.namespace = unique("ctrd")
         for directory in ("root", "state", "opt", "run-containerd"):
             (scratch / directory).mkdir(parents=True)
-        config = scratch / "config.toml"
-        config.write_text(
-            CONFIG.format(
-                root=scratch / "root",
-                state=scratch / "state",
-                socket=self.socket,
-                opt=scratch / "opt",
-            )
+        self.config = scratch / "config.toml"
+        config = CONFIG.format(
+            root=scratch / "root",
+            state=scratch / "state",
+            socket=self.socket,
+            opt=scratch / "opt",
+            disabled="" if cri is not None else f'"{CRI_PLUGIN}"',
         )
+        self.config.write_text(config + ("\n" + cri if cri is not None else ""))
+        self.env = {**os.environ, **(env or {})}
         self.log = scratch / "containerd.log"
-        self.ns = MountNamespace(scratch / "mnt")
+        self._own_ns = ns is None
+        self.ns = ns if ns is not None else MountNamespace(scratch / "mnt")
         self.proc: subprocess.Popen[bytes] | None = None
         try:
             self.ns.shadow("/run/containerd", self.run_dir)
-            with self.log.open("wb") as log:
-                self.proc = subprocess.Popen(
-                    self.ns.argv("containerd", "--config", str(config)),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=dies_with_parent(signal.SIGTERM),  # noqa: PLW1509 (no threads here)
-                )
-            self._wait_ready(self.proc)
+            self.start()
         except BaseException:
             self.stop()
             raise
+
+    def start(self) -> None:
+        """Start the daemon (again: its containers, shims and state are still there)."""
+        assert self.proc is None or self.proc.poll() is not None, "containerd is running"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.ns.argv("containerd", "--config", str(self.config)),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                preexec_fn=dies_with_parent(signal.SIGTERM),  # noqa: PLW1509 (no threads here)
+            )
+        self._wait_ready(self.proc)
+
+    def stop_daemon(self) -> None:
+        """SIGTERM to our daemon alone: its shims, and so its containers, keep running."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop_daemon()
+        self.start()
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 30
@@ -153,20 +190,15 @@ class Containerd:
         """Remove every container of our namespace, stop our daemon, and report what remains
         (shims of our socket, our cgroups) after a last cleanup."""
         problems: list[str] = []
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.remove_all_containers()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        self.stop_daemon()
         for pid in self._our_shims():
             # A shim our containerd started for a container that could not be removed.
             problems.append(f"killed leftover shim {pid}")
             os.kill(pid, signal.SIGKILL)
-        self.ns.close()
+        if self._own_ns:
+            self.ns.close()
         problems += remove_cgroups(self.namespace)
         return problems
 

@@ -55,13 +55,14 @@ GATEWAY = "192.168.15.5"
 
 
 def readme_commands(section: str = "Using it") -> list[str]:
-    """The commands of the first ```sh block of README section `section`, one per line,
+    """The commands of the first ```sh block of README section `section` (## or ###), one per line,
     comments and blank lines dropped: what a reader types."""
     text = README.read_text()
-    heading = re.search(rf"^## {re.escape(section)}\s*$", text, re.MULTILINE)
+    heading = re.search(rf"^(#{{2,}}) {re.escape(section)}\s*$", text, re.MULTILINE)
     assert heading, f"README.md has no '## {section}' section"
     body = text[heading.end() :]
-    following = re.search(r"^## ", body, re.MULTILINE)
+    # The section ends at the next heading of its level or above.
+    following = re.search(rf"^#{{1,{len(heading[1])}}} ", body, re.MULTILINE)
     body = body[: following.start()] if following else body
     block = re.search(r"^```sh\n(.*?)^```", body, re.MULTILINE | re.DOTALL)
     assert block, f"README.md section '{section}' has no ```sh block"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from tests.runtimes.seedhost import (
     cnitool_container_id,
     readme_commands,
 )
-from tests.runtimes.support import REPO, require_tools, unavailable
+from tests.runtimes.support import require_tools
 
 ADD = re.compile(rf"cnitool add {NETWORK} /var/run/netns/(\w+)")
 CHECK = re.compile(rf"cnitool check {NETWORK} /var/run/netns/(\w+)")
@@ -55,20 +54,6 @@ def install_lines() -> list[str]:
     assert [c.split()[1] for c in lines] == ["install", "install-conf"], lines
     assert "NET=conf/mynet.conflist" in lines[1], lines
     return lines
-
-
-@pytest.fixture(scope="module")
-def readme_ready() -> None:
-    """What the README's commands need here. `make install` builds the venv first when it is
-    missing or older than pyproject.toml, and a seed host has no network: that must have
-    happened already (make test does it)."""
-    require_tools(
-        "the README's commands",
-        {"make": "make", "unshare": "util-linux", "nsenter": "util-linux", "ping": "iputils-ping"},
-    )
-    fresh = subprocess.run(["make", "-q", "venv"], cwd=REPO, capture_output=True, check=False)
-    if fresh.returncode != 0:
-        unavailable("the repository's venv is missing or older than pyproject.toml: make venv")
 
 
 @pytest.fixture

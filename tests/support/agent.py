@@ -12,8 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-
-from tests.support.netns import Namespace
+from typing import Protocol
 
 AGENT_ENV = "CNI_BRIDGE_PY_AGENT"
 # The front uses an agent at its default socket if the machine runs one: one-shot says no.
@@ -26,12 +25,19 @@ def socket_activation_available() -> bool:
     return shutil.which(SOCKET_ACTIVATE) is not None
 
 
+class Host(Protocol):
+    """Where the agent runs: a test's host Namespace (`ip netns exec`), or a runtime test's
+    node (nsenter into its mount and network namespaces). Either execs the command."""
+
+    def argv(self, *command: str) -> list[str]: ...
+
+
 class Agent:
-    """`ip netns exec` execs the launcher, so the process started here is the agent itself."""
+    """The host's argv execs the launcher, so the process started here is the agent itself."""
 
     def __init__(
         self,
-        host: Namespace,
+        host: Host,
         launcher: Path,
         workdir: Path,
         socket: Path | None = None,
@@ -64,7 +70,7 @@ class Agent:
         self.starts += 1
         if self.activated:
             return self._start_activated()
-        argv = ["ip", "netns", "exec", self.host.name, str(self.launcher), "agent"]
+        argv = self.host.argv(str(self.launcher), "agent")
         with self.log.open("wb") as sink:
             self.proc = subprocess.Popen(
                 [*argv, "--socket", str(self.socket)], stdout=sink, stderr=sink
@@ -76,7 +82,7 @@ class Agent:
         """Only the socket: the agent itself starts with the first connection. The socket is
         made root-only here, as systemd's SocketMode=0600 does."""
         self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        argv = ["ip", "netns", "exec", self.host.name, SOCKET_ACTIVATE, "-l", str(self.socket)]
+        argv = self.host.argv(SOCKET_ACTIVATE, "-l", str(self.socket))
         with self.log.open("wb") as sink:
             self.proc = subprocess.Popen(
                 [*argv, str(self.launcher), "agent"], stdout=sink, stderr=sink

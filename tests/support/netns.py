@@ -52,8 +52,12 @@ class Namespace:
                 return kind
         raise AssertionError(f"cannot create a dummy or ifb link {name} in {self.name}")
 
+    def argv(self, *command: str) -> list[str]:
+        """The command line that runs `command` in this namespace (ip netns exec execs it)."""
+        return ["ip", "netns", "exec", self.name, *command]
+
     def exec(self, *args: str, check: bool = True) -> str:
-        return sh("ip", "netns", "exec", self.name, *args, check=check)
+        return sh(*self.argv(*args), check=check)
 
     def ip_json(self, *args: str) -> list[dict[str, Any]]:
         out = sh("ip", "-n", self.name, "-j", *args)

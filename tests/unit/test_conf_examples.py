@@ -17,10 +17,19 @@ def test_there_are_examples() -> None:
     assert any(p.name == "mynet.conflist" for p in EXAMPLES)
 
 
+# Examples for a drop-in swap name our plugin by the reference's type: `make install
+# ALIASES="bridge host-local"` makes `bridge` ours (README: "On a Kubernetes node").
+DROP_IN = {"k8s-node.conflist"}
+
+
+def our_type(path: Path) -> str:
+    return "bridge" if path.name in DROP_IN else "cni-bridge-py"
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_parses(path: Path) -> None:
     conflist = json.loads(path.read_text())
-    ours = [p for p in conflist["plugins"] if p["type"] == "cni-bridge-py"]
+    ours = [p for p in conflist["plugins"] if p["type"] == our_type(path)]
     assert ours, "each example starts with our plugin"
     for plugin in ours:
         conf = config.parse({**plugin, "name": conflist["name"]}, conflist["cniVersion"])
@@ -58,3 +67,19 @@ def test_every_example_is_described_in_conf_readme() -> None:
     readme = (CONF_DIR / "README.md").read_text()
     for path in [*EXAMPLES, *CONF_DIR.glob("*.service"), *CONF_DIR.glob("*.socket")]:
         assert f"`{path.name}`" in readme, path.name
+
+
+def test_the_kubernetes_node_example_is_a_node_network_with_portmap_and_bandwidth() -> None:
+    """What a node runs: bridge cni0 with the gateway, masquerade and host-local on the pod
+    CIDR, then the reference portmap and bandwidth with the capabilities containerd's CRI
+    plugin fills in (hostPorts, the bandwidth annotations), and the pod annotations for ours."""
+    conflist = json.loads((CONF_DIR / "k8s-node.conflist").read_text())
+    bridge, portmap, bandwidth = conflist["plugins"]
+    conf = config.parse({**bridge, "name": conflist["name"]}, conflist["cniVersion"])
+    assert conf.bridge == "cni0" and conf.is_gateway and conf.ip_masq
+    assert conf.ipam is not None and conf.ipam.host_local is not None
+    [range_set] = conf.ipam.host_local.range_sets
+    assert str(range_set.ranges[0].subnet) == "10.244.1.0/24"
+    assert bridge["capabilities"]["io.kubernetes.cri.pod-annotations"] is True
+    assert (portmap["type"], portmap["capabilities"]) == ("portmap", {"portMappings": True})
+    assert (bandwidth["type"], bandwidth["capabilities"]) == ("bandwidth", {"bandwidth": True})
