@@ -17,7 +17,7 @@ from typing import Any
 import cni_bridge_py
 from tools.bench.results import Results, Series
 from tools.bench.runtimes import BRIDGE as RUNTIME_BRIDGE
-from tools.bench.scenarios import RSS_CALLS, Plan
+from tools.bench.scenarios import FLOOR, RSS_CALLS, Plan
 from tools.bench.sides import CNI_VERSION, NETWORK, SUBNET
 
 OURS = ("one-shot", "agent")
@@ -88,6 +88,10 @@ class Table:
             rows.append(self.failures(c))
         rows.append(self.timing("VERSION", "VERSION"))
         rows.append(self.timing("error", "error (malformed JSON on ADD)"))
+        rows.append(self.timing(FLOOR, "floor: the launcher's interpreter, -c pass"))
+        for c in self.plan.concurrency:
+            label = f"floor: {c} concurrent errors (malformed JSON), wall"
+            rows.append(self.timing(f"error x{c}", label, p95=False))
         levels = sorted(set(self.plan.scale))
         for level in levels:
             rows.append(self.timing(f"ADD @{level}", f"ADD with {level} attachments"))

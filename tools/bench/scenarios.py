@@ -97,6 +97,30 @@ def version_and_errors(run: Run) -> None:
         for lane in rotate(run.lanes, i):
             result = lane.call("ADD", cid(lane, "err", i), lane.pool.paths[0], MALFORMED)
             run.results.record("error", lane.label, result, _refused(result), f"malformed #{i}")
+            if lane.label != "reference":
+                floor = lane.ws.finished(lane.ws.prepare(interpreter_argv(lane), {}, b"").start())
+                run.results.record(FLOOR, lane.label, floor, floor.code == 0, f"floor #{i}")
+    for c in run.plan.concurrency:
+        for rnd in range(run.plan.rounds):
+            for lane in rotate(run.lanes, rnd):
+                specs: list[Spec] = [
+                    ("ADD", cid(lane, f"e{c}r{rnd}", i), lane.pool.paths[0], MALFORMED)
+                    for i in range(c)
+                ]
+                wall, outcomes = at_once(lane, specs)
+                _record_batch(
+                    run, f"error x{c}", lane=lane, wall=wall, outcomes=outcomes, ok=_refused
+                )
+
+
+# The front's floor: the launcher's interpreter with the launcher's flags and nothing to run,
+# started as the plugin is (`ip netns exec` in the lane's host namespace).
+FLOOR = "interpreter"
+
+
+def interpreter_argv(lane: Lane) -> list[str]:
+    shebang = lane.executable.read_text().splitlines()[0].removeprefix("#!").split()
+    return [*lane.argv()[:-1], *shebang, "-c", "pass"]
 
 
 def sequential(run: Run) -> None:
