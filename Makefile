@@ -115,8 +115,9 @@ test: deps venv lint typecheck
 ## The benchmark of issue 10 (root): the reference plugins against ours one-shot and ours with
 ## its agent, interleaved in throwaway namespaces: plugin calls, then whole container starts
 ## (`podman run --rm`, `ctr run --rm --cni`) in private runtimes (podman, containerd and
-## busybox-static come with `deps`). Writes docs/benchmarks.md and docs/benchmarks.json with
-## issue 10's targets (~6 min on 2 cores). It first waits up to 5 min for the 1-min load
+## busybox-static come with `deps`), then pods through containerd's CRI (the CRI suite's
+## timing test, tools/bench/cri.py; --no-cri skips it). Writes docs/benchmarks.md and
+## docs/benchmarks.json with issue 10's targets (~7 min on 2 cores). It first waits up to 5 min for the 1-min load
 ## average to fall to 1; a run that starts above it is marked not quotable. The harness is
 ## tools/bench/, outside the installed package. GNU time (Debian `time`) measures each plugin
 ## process's peak RSS. BENCH_ARGS passes options, e.g. BENCH_ARGS="--runtime-runs 0".

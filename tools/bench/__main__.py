@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cni_bridge_py.install import EXECUTABLES, install
+from tools.bench.cri import cri_pods
 from tools.bench.harness import PREFIX, BenchError, Workspace, handle_signals, root_links
 from tools.bench.load import LOAD_LIMIT, quotable, wait_for_quiet
 from tools.bench.profile import VERBS, run_profile
@@ -52,7 +53,7 @@ from tools.bench.sides import (
     make_side,
 )
 
-QUICK = Plan(calls=3, concurrency=(4,), scale=(0, 5), pairs=2, rounds=1, runtime_runs=2)
+QUICK = Plan(calls=3, concurrency=(4,), scale=(0, 5), pairs=2, rounds=1, runtime_runs=2, cri=False)
 LOAD_WAIT_S = 300.0  # how long a full run waits for a quiet machine before starting anyway
 MODES = {"oneshot": "one-shot", "one-shot": "one-shot", "agent": "agent"}
 PHASES: list[tuple[str, Callable[[Run], None]]] = [
@@ -96,6 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"seconds to wait for the 1-min load to fall to {LOAD_LIMIT:g} first "
         f"(default {LOAD_WAIT_S:g}; 0 with --quick)",
     )
+    p.add_argument("--no-cri", action="store_true", help="skip the pods through containerd's CRI")
     p.add_argument("--modes", type=_modes, default=("one-shot", "agent"), help="oneshot,agent")
     p.add_argument("--quick", action="store_true", help="a few calls of each (the smoke test)")
     p.add_argument("--out-md", type=Path, help="default docs/benchmarks.md (none with --quick)")
@@ -119,6 +121,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         pairs=args.pairs if args.pairs is not None else base.pairs,
         rounds=args.rounds if args.rounds is not None else base.rounds,
         runtime_runs=args.runtime_runs if args.runtime_runs is not None else base.runtime_runs,
+        cri=base.cri and not args.no_cri,
     )
 
 
@@ -228,6 +231,8 @@ def bench(plan: Plan, modes: tuple[str, ...], max_wait_s: float) -> dict[str, An
             status |= {name: "not run (no agent)" for name in RUNTIME_LANES}
         else:
             end_to_end(ws, results, plan.runtime_runs, status, say)
+        if plan.cri:
+            doc["cri"] = cri_pods(say)
         name, phase = SCALE_PHASE
         say(f"{name} ...")
         phase(run)

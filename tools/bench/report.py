@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import cni_bridge_py
+from tools.bench.cri import cri_markdown
 from tools.bench.results import Results, Series
 from tools.bench.runtimes import BRIDGE as RUNTIME_BRIDGE
 from tools.bench.scenarios import FLOOR, RSS_CALLS, Plan
@@ -488,6 +489,8 @@ def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str
         "",
         table,
     ]
+    if "cri" in doc:
+        lines += cri_markdown(doc["cri"])
     if notes:
         lines += ["", "## Notes from this run", "", *[f"- {note}" for note in notes]]
     lines += ["", "## Method", "", method]

@@ -44,6 +44,7 @@ class Plan:
     rounds: int = 3  # concurrent rounds per level (the table shows their median)
     runtime_runs: int = 20  # timed runs per variant and side in each end-to-end lane (0: none)
     parallel: int = len(os.sched_getaffinity(0))  # untimed pre-population runs this many
+    cri: bool = True  # pods through containerd's CRI (tools/bench/cri.py)
 
     def pool_size(self) -> int:
         return max(self.calls, max(self.concurrency, default=0), max(self.scale, default=0) + 1)
