@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from cni_bridge_py.request import Notes, Request
 
 
+# agent.protocol.SOCKET_ENV: "off" (or empty) says no agent, decided before loading its client.
+AGENT_ENV = b"CNI_BRIDGE_PY_AGENT"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "cnitool":
@@ -49,7 +53,7 @@ def plugin_main() -> int:
         sys.stdout.write(version_json())
         return 0
     stdin = _read_stdin() if command else b""
-    if command:
+    if command and environ.get(AGENT_ENV) not in (b"off", b""):
         reply = _ask_agent(stdin)
         if reply is not None:
             return _emit_bytes(reply)
@@ -79,17 +83,26 @@ def serve(
     handle: "Callable[[Mapping[str, str], bytes], Answer]", stdin: bytes | None = None
 ) -> int:
     """Environment and stdin in, the answer out, the exit code back: for each plugin."""
-    import os  # noqa: PLC0415 - the one-shot path only: VERSION and the agent's replies skip it
-
+    env = _str_environ()
     if stdin is None:
-        stdin = b"" if os.environ.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
-    answer = handle(os.environ, stdin)
+        stdin = b"" if env.get("CNI_COMMAND") in (None, "", "VERSION") else _read_stdin()
+    answer = handle(env, stdin)
     if answer.stdout:
         sys.stdout.write(answer.stdout)
         sys.stdout.flush()
     if answer.stderr:
         sys.stderr.write(answer.stderr)
     return answer.exit_code
+
+
+def _str_environ() -> dict[str, str]:
+    """What os.environ holds (names and values decoded as os decodes them), without loading
+    os: an error answered here never needs it."""
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    return {
+        name.decode(encoding, errors): value.decode(encoding, errors)
+        for name, value in environ.items()
+    }
 
 
 def _emit_bytes(reply: "Reply") -> int:

@@ -8,7 +8,6 @@ ignored, as runtimes add their own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from cni_bridge_py import result as results
@@ -22,6 +21,7 @@ from cni_bridge_py.ipam.config import (
     parse_valid_attachments,
     require_one_per_family,
 )
+from cni_bridge_py.record import field, record
 from cni_bridge_py.result import DNS, Result
 from cni_bridge_py.validate import ifname_problem
 
@@ -32,7 +32,7 @@ MASQ_BACKENDS = ("", "iptables", "nftables")
 __all__ = ["DEFAULT_BRIDGE", "HostLocalConf", "IpamConf", "NetConf", "parse"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NetConf:
     cni_version: str
     name: str

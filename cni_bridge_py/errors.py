@@ -38,9 +38,9 @@ class CniError(Exception):
         return out
 
     def to_json(self, cni_version: str) -> str:
-        import json  # noqa: PLC0415 - only errors need it; VERSION must not pay for it
+        from cni_bridge_py import cjson  # noqa: PLC0415 - only errors need it, not VERSION
 
-        return json.dumps(self.to_dict(cni_version), indent=4)
+        return cjson.dumps(self.to_dict(cni_version), indent=4)
 
     def __str__(self) -> str:
         return f"{self.msg}: {self.details}" if self.details else self.msg

@@ -7,11 +7,11 @@ prove GC or a later DEL recovers). Unset, every fault point is a no-op.
 
 from __future__ import annotations
 
-import os
-import signal
-
 from cni_bridge_py.errors import IOFailure
-from cni_bridge_py.request import Request
+
+TYPE_CHECKING = False  # not typing's (the front imports this module for FAULT_ENV)
+if TYPE_CHECKING:
+    from cni_bridge_py.request import Request
 
 FAULT_ENV = "CNI_BRIDGE_PY_FAULT"
 
@@ -22,4 +22,7 @@ def fault_point(request: Request, step: str) -> None:
     if request.fault == step:
         raise IOFailure(f"injected fault after step {step!r}", f"test hook {FAULT_ENV}")
     if request.fault == f"kill:{step}":
+        import os  # noqa: PLC0415 - only the crash tests get here
+        import signal  # noqa: PLC0415
+
         os.kill(os.getpid(), signal.SIGKILL)

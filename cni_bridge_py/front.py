@@ -6,12 +6,7 @@ are answered here without loading a kernel library; valid requests go to the ver
 
 from __future__ import annotations
 
-import json
-import traceback
-from collections.abc import Mapping
-from typing import Any
-
-from cni_bridge_py import __version__
+from cni_bridge_py import __version__, cjson
 from cni_bridge_py import version as versions
 from cni_bridge_py.answer import Answer
 from cni_bridge_py.errors import (
@@ -22,8 +17,15 @@ from cni_bridge_py.errors import (
     InvalidEnvironment,
 )
 from cni_bridge_py.faults import FAULT_ENV
-from cni_bridge_py.request import Handler, Notes, Request
+from cni_bridge_py.request import Notes, Request
 from cni_bridge_py.validate import id_problem, ifname_problem
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every one-shot run ~10 ms
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from cni_bridge_py.request import Handler
 
 VERBS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 # Which variables each verb needs (the Go skeleton's table; GC and STATUS only CNI_PATH).
@@ -63,6 +65,8 @@ def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler) -> Answer:
         error = exc.to_json(error_version(stdin)) + "\n"
         return Answer(stdout=error, stderr=notes.text(), exit_code=1)
     except Exception as exc:
+        import traceback  # noqa: PLC0415 - only a bug pays for it
+
         internal = InternalError(
             f"internal error: {type(exc).__name__}: {exc}", "see the plugin's stderr"
         )
@@ -76,7 +80,7 @@ def handle(env: Mapping[str, str], stdin: bytes, dispatch: Handler) -> Answer:
 def error_version(stdin: bytes) -> str:
     """Errors are printed in the config's version when it is one we speak."""
     try:
-        found = json.loads(stdin).get("cniVersion")
+        found = cjson.loads(stdin).get("cniVersion")
     except (ValueError, AttributeError, RecursionError):
         return versions.CURRENT_VERSION
     return found if found in versions.SUPPORTED_VERSIONS else versions.CURRENT_VERSION
@@ -120,10 +124,10 @@ def parse_request(env: Mapping[str, str], stdin: bytes) -> Request:
 def decode_config(stdin: bytes) -> dict[str, Any]:
     try:
         # NaN and Infinity are Python's extensions, not JSON (Go rejects them too).
-        config = json.loads(stdin, parse_constant=_not_json)
+        config = cjson.loads(stdin, parse_constant=_not_json)
         # A "\ud800" escape decodes to a lone surrogate, which no path, interface name or
         # output can encode: refuse it here rather than fail deep inside a verb.
-        json.dumps(config, ensure_ascii=False).encode()
+        cjson.check_encodable(config)
     except UnicodeEncodeError as exc:
         raise DecodingFailure(
             "error decoding the network config on stdin",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork, default_route
+from cni_bridge_py.record import record
 from cni_bridge_py.result import DNS, IPConfig, Route
 
 CONTAINER_INTERFACE_INDEX = 2  # interfaces = [bridge, host veth, container]
@@ -51,7 +51,7 @@ def result_routes(
     return routes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KernelRoute:
     dst: IPNetwork
     gateway: IPAddress | None

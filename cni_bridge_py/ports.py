@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from cni_bridge_py.firewall.backend import MasqBackend, SpoofChecker
 from cni_bridge_py.ipam.config import IpamConf
 from cni_bridge_py.ipam.interface import Ipam
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
+from cni_bridge_py.record import field, record
 from cni_bridge_py.request import Notes, Request
 from cni_bridge_py.vlan import VlanOp
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PortFlags:
     hairpin: bool = False
     isolated: bool = False
@@ -102,7 +102,7 @@ class Sysctl(Protocol):
     def write(self, key: str, value: str, *, required: bool = True) -> None: ...
 
 
-@dataclass
+@record
 class Ports:
     host: Links
     # A session of its own on the host namespace (work that outlives the request's `host`).

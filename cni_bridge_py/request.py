@@ -7,12 +7,15 @@ host-local plugin) passes the front a Handler that runs it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from cni_bridge_py.record import field, record
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every one-shot run ~10 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Request:
     command: str
     container_id: str
@@ -47,6 +50,16 @@ class Notes:
         return "".join(self._lines)
 
 
-# Runs one validated request and returns its stdout (the result JSON, or "" for the verbs
-# that print nothing); raises CniError for the error JSON.
-Handler = Callable[[Request, Notes], str]
+if TYPE_CHECKING:
+    # Runs one validated request and returns its stdout (the result JSON, or "" for the verbs
+    # that print nothing); raises CniError for the error JSON.
+    Handler = Callable[[Request, Notes], str]
+
+
+def __getattr__(name: str) -> object:
+    """Handler at run time, built on first use: collections.abc is not on the error path."""
+    if name == "Handler":
+        from collections.abc import Callable  # noqa: PLC0415
+
+        return Callable[[Request, Notes], str]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

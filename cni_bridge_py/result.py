@@ -5,11 +5,10 @@ One internal shape (the 1.x one); conversion happens only when printing or readi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from cni_bridge_py import cjson
 from cni_bridge_py import version as versions
 from cni_bridge_py.errors import DecodingFailure, IncompatibleVersion
 from cni_bridge_py.netaddr import (
@@ -20,9 +19,10 @@ from cni_bridge_py.netaddr import (
     parse_interface,
     parse_network,
 )
+from cni_bridge_py.record import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Interface:
     name: str
     mac: str = ""
@@ -30,7 +30,7 @@ class Interface:
     mtu: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IPConfig:
     address: IPInterface
     gateway: IPAddress | None = None
@@ -38,7 +38,7 @@ class IPConfig:
     interface: int | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Route:
     dst: IPNetwork
     gw: IPAddress | None = None
@@ -49,7 +49,7 @@ class Route:
     scope: int | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DNS:
     nameservers: tuple[str, ...] = ()
     domain: str = ""
@@ -72,7 +72,7 @@ class DNS:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Result:
     interfaces: tuple[Interface, ...] = ()
     ips: tuple[IPConfig, ...] = ()
@@ -96,7 +96,7 @@ class Result:
 
     def to_json(self, cni_version: str) -> str:
         """Go's MarshalIndent layout: four spaces, no trailing newline."""
-        return json.dumps(self.to_dict(cni_version), indent=4)
+        return cjson.dumps(self.to_dict(cni_version), indent=4)
 
 
 def _interface_dict(iface: Interface, cni_version: str) -> dict[str, Any]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
-# Container IDs and network names (cni pkg/utils). \Z, not $: Python's $ also matches
-# before a trailing newline, which Go's regexp does not.
-_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z")
+# Container IDs and network names (cni pkg/utils): ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$ in Go's
+# regexp, checked with str methods (re costs every one-shot run ~6 ms).
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_ID_CHARS = _ALNUM + "_.-"
 MAX_IFNAME_LEN = 15  # IFNAMSIZ - 1
 
 
@@ -14,7 +13,7 @@ def id_problem(value: str) -> str | None:
     """Why `value` is not a valid container ID or network name, or None."""
     if not value:
         return "it is empty"
-    if not _ID_RE.match(value):
+    if value[0] not in _ALNUM or value.strip(_ID_CHARS):
         return (
             "it must start with a letter or digit"
             " and contain only letters, digits, '_', '.' and '-'"

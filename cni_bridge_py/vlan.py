@@ -3,12 +3,12 @@ preserveDefaultVlan, as a list of operations the kernel edge applies in order.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from cni_bridge_py.record import record
 
 DEFAULT_VLAN = 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VlanOp:
     add: bool  # False: remove the VLAN from the port
     vid: int

@@ -13,15 +13,15 @@ import json
 import re
 import shlex
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
 from cni_bridge_py.netaddr import IPInterface
+from cni_bridge_py.record import record
 
 CHAIN_PREFIX = "CNI-"
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MasqRequest:
     network: str
     container_id: str
@@ -71,7 +71,7 @@ def jump_rule(request: MasqRequest, addr: IPInterface) -> str:
     return f"-A POSTROUTING -s {host} -m comment --comment {_q(request.comment)} -j {request.chain}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NatTable:
     """What iptables-save -t nat said: chains and their rules (as -A lines)."""
 

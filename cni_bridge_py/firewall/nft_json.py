@@ -10,14 +10,15 @@ never equals one of ours by accident.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
+
+from cni_bridge_py.record import field, record
 
 # Statements without arguments that nft writes as {"<name>": null}.
 _BARE = ("accept", "drop", "return", "continue", "masquerade", "counter")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Chain:
     family: str
     table: str
@@ -26,7 +27,7 @@ class Chain:
     hook: tuple[str, str, int] | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rule:
     family: str
     table: str
@@ -36,7 +37,7 @@ class Rule:
     text: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Ruleset:
     """One listing: the tables, chains and rules it held (empty when the table is absent)."""
 

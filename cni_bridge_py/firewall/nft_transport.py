@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
+from cni_bridge_py.record import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class Outcome:
     ok: bool
     output: str

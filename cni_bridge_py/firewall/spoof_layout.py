@@ -21,10 +21,10 @@ hold the ifname, which may contain characters nft's text syntax cannot quote.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from cni_bridge_py.firewall.nft_json import Rule, Ruleset, describe
+from cni_bridge_py.record import record
 
 FAMILY = "bridge"
 TABLE = "nat"
@@ -37,7 +37,7 @@ COMMENT_MAX = 128
 Expr = list[dict[str, Any]]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SpoofCheck:
     """One attachment's spoof check. host_veth and mac are needed to install or verify, not
     to remove."""

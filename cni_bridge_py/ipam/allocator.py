@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from cni_bridge_py.errors import CniError, InvalidEnvironment, TryAgainLater
 from cni_bridge_py.ipam.ranges import Range, RangeSet
 from cni_bridge_py.ipam.store import Store
 from cni_bridge_py.netaddr import IPAddress, IPInterface
+from cni_bridge_py.record import record
 from cni_bridge_py.result import IPConfig
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Attachment:
     container_id: str
     ifname: str

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from cni_bridge_py import version as versions
 from cni_bridge_py.errors import IncompatibleVersion, InvalidConfig
 from cni_bridge_py.fields import Fields
 from cni_bridge_py.ipam.ranges import Range, RangeError, RangeSet, check_no_overlap
 from cni_bridge_py.netaddr import IPAddress, parse_address, parse_network
+from cni_bridge_py.record import record
 from cni_bridge_py.result import Route
 
 HOST_LOCAL = "host-local"
@@ -28,7 +28,7 @@ OLD_VALID_ATTACHMENTS = "cni.dev/attachments"
 LEGACY_BEFORE = "0.3.0"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HostLocalConf:
     # What ADD allocates from, one address per set: the runtime's runtimeConfig.ipRanges in
     # front of the configured sets (the reference's order: ipRanges, legacy "subnet", "ranges").
@@ -41,7 +41,7 @@ class HostLocalConf:
     requested: tuple[IPAddress, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IpamConf:
     """What IPAM needs of a request's config, read once before anything runs. The main
     plugin's NetConf holds one; the standalone host-local plugin builds only this."""

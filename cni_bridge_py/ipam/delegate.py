@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Set
-from dataclasses import dataclass, replace
 
 from cni_bridge_py import result as results
 from cni_bridge_py.errors import (
@@ -24,6 +23,7 @@ from cni_bridge_py.errors import (
 from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.interface import IpamResult
 from cni_bridge_py.netaddr import IPAddress, IPInterface
+from cni_bridge_py.record import record, replace
 from cni_bridge_py.request import Notes, Request
 from cni_bridge_py.result import Result
 from cni_bridge_py.spawn import run_plugin
@@ -43,7 +43,7 @@ class IpamPluginFailed(CniError):
     code = 999
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Completed:
     returncode: int
     stdout: bytes

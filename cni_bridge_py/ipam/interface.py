@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Set
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.netaddr import IPAddress, IPInterface
+from cni_bridge_py.record import field, record
 from cni_bridge_py.result import DNS, IPConfig, Route
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IpamResult:
     # Without an interface index: only the main plugin knows its interfaces.
     ips: tuple[IPConfig, ...] = ()

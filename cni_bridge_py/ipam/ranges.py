@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from cni_bridge_py.netaddr import IPAddress, IPNetwork
+from cni_bridge_py.record import record
 
 
 class RangeError(ValueError):
     """A range that host-local would refuse; the message says which value is wrong."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Range:
     subnet: IPNetwork
     range_start: IPAddress
@@ -76,7 +76,7 @@ class Range:
         return f"{self.range_start}-{self.range_end}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RangeSet:
     """The ranges one address is taken from (host-local's inner list)."""
 

@@ -4,16 +4,16 @@ an in-memory one, tests/doubles/store.py)."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Protocol
 
 from cni_bridge_py.netaddr import IPAddress
+from cni_bridge_py.record import record
 
 # host-local's owner line: "<containerID>\r\n<ifname>"; files from before 0.7 hold the ID only.
 LINE_BREAK = "\r\n"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Owner:
     container_id: str
     # None: a legacy reservation that names the container only.

@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 from typing import Any
 
@@ -43,6 +42,7 @@ from cni_bridge_py.kernel.rtnl import (
 )
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
 from cni_bridge_py.ports import PortFlags
+from cni_bridge_py.record import record
 from cni_bridge_py.vlan import VlanOp
 
 # Kernel ABI values, named as in the Linux uapi headers (the netlink ones are in rtnl.py).
@@ -107,7 +107,7 @@ def _netns_file(path: str, action: str) -> Iterator[None]:
         raise InvalidNetns(f"cannot {action} network namespace {path!r}", str(exc)) from exc
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Link:
     index: int
     name: str

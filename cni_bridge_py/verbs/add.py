@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
 
 from cni_bridge_py import plan, vlan
 from cni_bridge_py.config import NetConf
@@ -14,6 +13,7 @@ from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.kernel.errors import KernelError
 from cni_bridge_py.ports import Links, LinkView, PortFlags, Ports
+from cni_bridge_py.record import field, record
 from cni_bridge_py.request import Request
 from cni_bridge_py.result import DNS, Interface, IPConfig, Result, Route
 from cni_bridge_py.verbs.bridge import configure_gateway, ensure_bridge, pin_mac
@@ -25,7 +25,7 @@ VETH_NAME_TRIES = 10
 PORT_UP_DELAYS_MS = (0, 50, 500, 1000, 1000)
 
 
-@dataclass
+@record
 class Attached:
     """What ADD made so far, for the later steps and the result."""
 

@@ -12,7 +12,6 @@ list) and records the requests that would go on.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cni_bridge_py import config, front
+from cni_bridge_py import config, front, record
 from cni_bridge_py.answer import Answer
 from cni_bridge_py.ipam.config import HostLocalConf
 from cni_bridge_py.request import Handler, Notes, Request
@@ -285,9 +284,9 @@ def model_cases() -> st.SearchStrategy[tuple[dict[str, Any], str, str]]:
 
 def test_the_model_covers_every_config_field() -> None:
     """A field added to NetConf or HostLocalConf must be added to the model above."""
-    fields = {f.name for f in dataclasses.fields(config.NetConf)}
+    fields = set(record.fields(config.NetConf))
     assert fields == set(FIELD_KEYS), fields ^ set(FIELD_KEYS)
-    assert {f.name for f in dataclasses.fields(HostLocalConf)} == set(HOST_LOCAL_KEYS)
+    assert set(record.fields(HostLocalConf)) == set(HOST_LOCAL_KEYS)
     model = set(TOP) | set(LEGACY)
     modelled = {key for key in FIELD_KEYS.values() if key}
     assert modelled | set(HOST_LOCAL_KEYS.values()) <= model

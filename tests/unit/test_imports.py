@@ -190,3 +190,34 @@ def test_a_request_handed_to_the_agent_loads_only_the_client(
         loaded = imported_by([str(launcher)], env, CONFIG)
         assert len(agent.seen) == 1
     assert loaded - start == FRONT_AGENT
+
+
+# A one-shot error (the agent off, the config not JSON): the front alone, without json, re,
+# typing, dataclasses, traceback or os (each costs a one-shot run milliseconds).
+FRONT_ERROR = {
+    "__future__",
+    "_json",
+    "cni_bridge_py",
+    "cni_bridge_py.answer",
+    "cni_bridge_py.cjson",
+    "cni_bridge_py.cli",
+    "cni_bridge_py.errors",
+    "cni_bridge_py.faults",
+    "cni_bridge_py.front",
+    "cni_bridge_py.record",
+    "cni_bridge_py.request",
+    "cni_bridge_py.validate",
+    "cni_bridge_py.version",
+}
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [b'{"cniVersion":', b'{"cniVersion":"1.0.0","name":"bad name!"}', b'{"cniVersion":"9"}'],
+)
+def test_a_one_shot_error_loads_only_the_front(launcher: Path, stdin: bytes) -> None:
+    start = imported_by(["-c", "pass"], {})
+    env = {"CNI_COMMAND": "ADD", **FULL_ENV, "CNI_BRIDGE_PY_AGENT": "off"}
+    loaded = imported_by([str(launcher)], env, stdin)
+    assert loaded - start == FRONT_ERROR
+    assert not loaded & {"json", "re", "typing", "dataclasses", "traceback", "os", "enum"}
