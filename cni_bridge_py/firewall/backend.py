@@ -9,13 +9,13 @@ reference does; the commands then go through libnftables in process where it loa
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Collection
 from typing import Protocol
 
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.nft_transport import Outcome
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
+from cni_bridge_py.which import which
 
 
 class MasqBackend(Protocol):
@@ -54,7 +54,7 @@ class SpoofChecker(Protocol):
 
 def iptables_variant(path_env: str | None) -> str | None:
     """'nft', 'legacy' or None (no iptables on PATH), from where `iptables` really points."""
-    found = shutil.which("iptables", path=path_env)
+    found = which("iptables", path=path_env)
     if found is None:
         return None
     target = os.path.basename(os.path.realpath(found))
@@ -91,11 +91,11 @@ class _LibnftablesOnFirstUse:
 
 def _libnftables(path_env: str | None) -> _LibnftablesOnFirstUse | None:
     """Where `nft` is here too (the nftables package brings libnftables with it)."""
-    return _LibnftablesOnFirstUse() if shutil.which("nft", path=path_env) else None
+    return _LibnftablesOnFirstUse() if which("nft", path=path_env) else None
 
 
 def _nftables(path_env: str | None) -> MasqBackend | None:
-    found = shutil.which("nft", path=path_env)
+    found = which("nft", path=path_env)
     if found is None:
         return None
     from cni_bridge_py.firewall.nft_run import open_nft  # noqa: PLC0415
@@ -119,7 +119,7 @@ def default_backend(path_env: str | None, preference: str = "") -> MasqBackend |
 
 def spoof_checker(path_env: str | None) -> SpoofChecker | None:
     """The macspoofchk implementation (nft, bridge family); None without `nft` on PATH."""
-    found = shutil.which("nft", path=path_env)
+    found = which("nft", path=path_env)
     if found is None:
         return None
     from cni_bridge_py.firewall.macspoofchk import NftSpoofChecker  # noqa: PLC0415

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 from collections.abc import Collection
 from typing import Protocol
@@ -42,6 +41,7 @@ from cni_bridge_py.firewall.layout import (
     rules_missing,
 )
 from cni_bridge_py.firewall.nft_transport import Outcome
+from cni_bridge_py.which import which
 
 LOCK_DIR = "/run/cni-bridge-py"
 TOOLS = {4: "iptables", 6: "ip6tables"}
@@ -184,7 +184,7 @@ class RestoreIptables:
         self._run(family, "-restore", list(RESTORE_ARGS), stdin=batch)
 
     def _tool(self, family: int, suffix: str) -> str | None:
-        return shutil.which(TOOLS[family] + suffix, path=self.path_env)
+        return which(TOOLS[family] + suffix, path=self.path_env)
 
     def _need(self, family: int, suffix: str) -> str:
         tool = self._tool(family, suffix)

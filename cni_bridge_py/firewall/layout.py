@@ -8,14 +8,21 @@ either plugin's DEL removes what the other's ADD made.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import shlex
 from collections.abc import Collection, Sequence
 
+from cni_bridge_py import cjson
 from cni_bridge_py.netaddr import IPInterface
 from cni_bridge_py.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hashlib import sha512
+else:
+    try:  # hashlib would load OpenSSL (~3 ms a one-shot run) for the same digest
+        from _sha512 import sha512
+    except ImportError:  # an interpreter built without it
+        from hashlib import sha512
 
 CHAIN_PREFIX = "CNI-"
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
@@ -39,13 +46,13 @@ class MasqRequest:
 
 
 def chain_name(network: str, container_id: str) -> str:
-    digest = hashlib.sha512((network + container_id).encode()).hexdigest()
+    digest = sha512((network + container_id).encode()).hexdigest()
     return (CHAIN_PREFIX + digest)[:28]
 
 
 def masq_comment(network: str, container_id: str) -> str:
     # Go's %q quoting; json.dumps quotes the same way for the names CNI allows.
-    return f"name: {json.dumps(network)} id: {json.dumps(container_id)}"
+    return f"name: {cjson.quote(network)} id: {cjson.quote(container_id)}"
 
 
 def _q(text: str) -> str:
@@ -190,16 +197,18 @@ def _batch(lines: list[str]) -> str | None:
     return "\n".join(["*nat", *lines, "COMMIT"]) + "\n"
 
 
-_COMMENT_RE = re.compile(r'^name: ("(?:[^"\\]|\\.)*") id: ("(?:[^"\\]|\\.)*")$')
+_COMMENT_RE = r'^name: ("(?:[^"\\]|\\.)*") id: ("(?:[^"\\]|\\.)*")$'
 
 
 def parse_comment(comment: str) -> tuple[str, str] | None:
     """(network, containerID) from `name: "<net>" id: "<cid>"`, or None for other comments."""
-    found = _COMMENT_RE.match(comment)
+    import re  # noqa: PLC0415 - reading rules back only; re caches the compiled pattern
+
+    found = re.match(_COMMENT_RE, comment)
     if found is None:
         return None
     try:
-        network, container_id = (json.loads(group) for group in found.groups())
+        network, container_id = (cjson.loads(group) for group in found.groups())
     except ValueError:  # a Go escape JSON does not know; not a name CNI allows anyway
         return None
     return str(network), str(container_id)

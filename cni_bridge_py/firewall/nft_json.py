@@ -9,7 +9,6 @@ never equals one of ours by accident.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cni_bridge_py.record import field, record
@@ -131,4 +130,6 @@ def _value(value: Any) -> str:
 
 
 def _opaque(value: Any) -> str:
+    import json  # noqa: PLC0415 - json imports re: not at the import of every one-shot ADD
+
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -18,7 +18,6 @@ import contextlib
 import errno
 import ipaddress
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 
@@ -107,7 +106,7 @@ class DiskStore:
 
     def _claim(self, path: str, owner: bytes) -> bool:
         """Create `path` holding `owner`, atomically; False when it already exists."""
-        temp = os.path.join(self.directory, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+        temp = os.path.join(self.directory, f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
         self._write_new(temp, owner)
         try:
             os.link(temp, path)

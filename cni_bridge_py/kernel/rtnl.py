@@ -85,11 +85,47 @@ def _messages() -> tuple[Any, Any, Any]:
         package.__spec__ = spec
         package.__file__ = spec.origin
         sys.modules["pyroute2"] = package
+        if "pyroute2.config" not in sys.modules:
+            package.config = _lazy_config()  # type: ignore[attr-defined]
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: PLC0415
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg  # noqa: PLC0415
     from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: PLC0415
 
     return ifinfmsg, ifaddrmsg, rtmsg
+
+
+def _lazy_config() -> types.ModuleType:
+    """pyroute2.config as the message classes see it: their import reads AF_BRIDGE and the
+    (empty) plugin lists, while the real module imports multiprocessing, platform, pickle and
+    re and runs uname (~5 ms of every one-shot run). Any other name asked of it runs the real
+    module in place first, so the rest of pyroute2, if ever imported, sees it whole."""
+    import importlib.util  # noqa: PLC0415 - loaded by _messages already
+
+    spec = importlib.util.find_spec("pyroute2.config")
+    if spec is None or spec.loader is None:
+        raise ImportError("pyroute2.config is missing")
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+    lock = threading.Lock()
+
+    def load_whole(name: str) -> Any:
+        with lock:
+            if "__getattr__" in module.__dict__:
+                del module.__dict__["__getattr__"]
+                loader.exec_module(module)
+        try:
+            return module.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"module 'pyroute2.config' has no attribute {name!r}") from None
+
+    module.__dict__.update(
+        AF_BRIDGE=getattr(socket, "AF_BRIDGE", 7),
+        data_plugins_pkgs=[],
+        data_plugins_path=[],
+        __getattr__=load_whole,
+    )
+    sys.modules["pyroute2.config"] = module
+    return module
 
 
 ifinfmsg, ifaddrmsg, rtmsg = _messages()

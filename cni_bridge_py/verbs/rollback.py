@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from types import TracebackType
 
@@ -34,4 +33,6 @@ class Rollback:
             try:
                 undo()
             except Exception:
+                import traceback  # noqa: PLC0415 - only a failed undo needs it
+
                 self._notes.add(f"rollback: undoing {what} failed:\n{traceback.format_exc()}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,7 +43,7 @@ def system_ports(
             netns_exists=netns_exists,
             check_netns=check_netns,
             netns_sysctl=write_in_netns,
-            random_suffix=lambda: secrets.token_hex(4),
+            random_suffix=lambda: os.urandom(4).hex(),  # secrets.token_hex(4), without secrets
             notes=notes,
             background=background or Immediate(),
             spoof=lambda: spoof_checker(path_env),
