@@ -10,7 +10,10 @@ os is not loaded yet, and the environment is read as posix.environ's bytes.
 """
 
 import sys
-from posix import environ  # the bytes the process got; os would cost ~1.5 ms (collections.abc)
+from posix import (
+    environ,  # the bytes the process got; os would cost ~1.5 ms (collections.abc)
+    stat,
+)
 
 # Not typing.TYPE_CHECKING: importing typing costs every plugin run. mypy honours the name.
 TYPE_CHECKING = False
@@ -22,8 +25,10 @@ if TYPE_CHECKING:
     from cni_bridge_py.request import Notes, Request
 
 
-# agent.protocol.SOCKET_ENV: "off" (or empty) says no agent, decided before loading its client.
+# agent.protocol's SOCKET_ENV and DEFAULT_SOCKET: with the agent "off" (or empty), or no socket
+# where it would listen, the one-shot path does not load the agent's client at all.
 AGENT_ENV = b"CNI_BRIDGE_PY_AGENT"
+DEFAULT_AGENT_SOCKET = b"/run/cni-bridge-py/agent.sock"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +58,7 @@ def plugin_main() -> int:
         sys.stdout.write(version_json())
         return 0
     stdin = _read_stdin() if command else b""
-    if command and environ.get(AGENT_ENV) not in (b"off", b""):
+    if command and _agent_may_listen():
         reply = _ask_agent(stdin)
         if reply is not None:
             return _emit_bytes(reply)
@@ -68,6 +73,18 @@ def run_verb(request: "Request", notes: "Notes") -> str:
     from cni_bridge_py.verbs.dispatch import dispatch  # noqa: PLC0415
 
     return dispatch(request, notes)
+
+
+def _agent_may_listen() -> bool:
+    """False when no agent can answer: switched off, or nothing at its socket's path."""
+    configured = environ.get(AGENT_ENV)
+    if configured in (b"off", b""):
+        return False
+    try:
+        stat(DEFAULT_AGENT_SOCKET if configured is None else configured)
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        return False
+    return True
 
 
 def _ask_agent(stdin: bytes) -> "Reply | None":

@@ -221,3 +221,19 @@ def test_a_one_shot_error_loads_only_the_front(launcher: Path, stdin: bytes) -> 
     loaded = imported_by([str(launcher)], env, stdin)
     assert loaded - start == FRONT_ERROR
     assert not loaded & {"json", "re", "typing", "dataclasses", "traceback", "os", "enum"}
+
+
+def test_the_cli_knows_the_agents_socket_names() -> None:
+    from cni_bridge_py import cli
+    from cni_bridge_py.agent import protocol
+
+    assert cli.AGENT_ENV.decode() == protocol.SOCKET_ENV
+    assert cli.DEFAULT_AGENT_SOCKET.decode() == protocol.DEFAULT_SOCKET
+
+
+def test_a_one_shot_error_with_no_agent_listening_loads_only_the_front(
+    launcher: Path, tmp_path: Path
+) -> None:
+    start = imported_by(["-c", "pass"], {})
+    env = {"CNI_COMMAND": "ADD", **FULL_ENV, "CNI_BRIDGE_PY_AGENT": str(tmp_path / "none.sock")}
+    assert imported_by([str(launcher)], env, b"{bad") - start == FRONT_ERROR
