@@ -26,6 +26,9 @@ DEB_TOOLS    += systemd-socket-activate
 # Go 1.19, libcni's Debian source and cnitool.go from `apt-get source`), containerd + runc,
 # podman, and busybox-static for the containers' root filesystem.
 DEB_PACKAGES += golang-go golang-github-appc-cni-dev dpkg-dev containerd runc podman busybox-static
+# tests/cluster and `make demo-cluster`: etcd members in namespaces, inspected with etcdctl.
+DEB_PACKAGES += etcd-server etcd-client
+DEB_TOOLS    += etcd etcdctl
 DEB_TOOLS    += go dpkg-source /usr/share/gocode/src/github.com/containernetworking/cni/libcni \
                 containerd ctr runc podman busybox
 
@@ -53,7 +56,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install -q --upgrade pip
 	# compat mode: a plain path entry, not an import hook that costs every run ~15 ms.
-	$(VENV_PY) -m pip install -q --config-settings editable_mode=compat -e '.[test]'
+	$(VENV_PY) -m pip install -q --config-settings editable_mode=compat -e '.[test,cluster]'
 	touch $(STAMP)
 
 ## The launchers (cni-bridge-py, cni-host-local-py) into $(DESTDIR)$(CNI_BIN_DIR);

@@ -1,0 +1,45 @@
+"""One node: its service leases a subnet in etcd and writes it locally; the plugin allocates
+inside it, and answers code 11 (try again later) while there is no lease."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+from tests.cluster.lab import CLUSTER_RANGE, Cluster
+from tests.support.plugin import reservations
+
+
+def test_a_node_leases_a_subnet_and_the_plugin_allocates_in_it(cluster: Cluster) -> None:
+    node = cluster.add_node()
+    node.start()
+    subnet = ipaddress.IPv4Network(node.wait_subnet())
+    assert subnet.prefixlen == 24 and subnet.subnet_of(ipaddress.IPv4Network(CLUSTER_RANGE))
+    key = f"{cluster.key_prefix}/podnet/subnets/{subnet.network_address}-24"
+    assert cluster.keys() == [key]
+    record = json.loads(cluster.etcd.etcdctl("get", "--print-value-only", key).stdout)
+    assert record["node"] == node.name and record["address"] == node.address
+    assert record["backend"] == "host-gw"
+    lease = json.loads(cluster.etcd.etcdctl("get", "-w", "json", key).stdout)["kvs"][0]["lease"]
+    assert lease, "the key is bound to an etcd lease"
+
+    result = cluster.add_pod(node, "a").ok().json
+    address = ipaddress.ip_interface(result["ips"][0]["address"])
+    assert address.network == subnet
+    assert result["ips"][0]["gateway"] == str(subnet.network_address + 1)
+    pod, ip = node.pods["a"]
+    assert node.ns.ping(ip)
+    assert pod.ping(str(subnet.network_address + 1))
+    assert "leased subnet" in node.log_text()
+
+
+def test_without_a_lease_add_answers_try_again_later(cluster: Cluster) -> None:
+    node = cluster.add_node()  # its service is not started: no lease, no file
+    outcome = cluster.add_pod(node, "a")
+    body = outcome.error(11)
+    assert "no subnet lease yet" in body["msg"], body
+    assert "cni-bridge-py node" in body["details"], body
+    # Nothing reserved, no container interface: the runtime's retry starts afresh.
+    assert reservations(Path(node.config["ipam"]["dataDir"]), "podnet") == {}
+    assert node.pods == {}
