@@ -12,6 +12,7 @@ every namespace is made by the suite's factory and deleted by its cleanup, also 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -249,6 +250,13 @@ class Node:
         assert subnet is not None
         return subnet
 
+    def join_ms(self) -> float:
+        """How long the service took to lease its subnet, as it logged it."""
+        found = re.search(r"(?:leased|kept) subnet \S+ \(lease \w+, TTL \d+s\) in (\d+) ms",
+                          self.log_text())  # fmt: skip
+        assert found, self.log_text()
+        return float(found.group(1))
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
@@ -296,7 +304,8 @@ class Cluster:
         self.key_prefix = "/" + unique("keys")
         self.nodes: list[Node] = []
 
-    def add_node(self, name: str = "") -> Node:
+    def add_node(self, name: str = "", **cluster: Any) -> Node:
+        """A node (namespace, underlay address, config); `cluster` overrides the section's keys."""
         name = name or f"n{len(self.nodes) + 1}"
         ns = self.factory.host(name)
         address = f"{UNDERLAY}.{self.underlay.next_host()}"
@@ -323,6 +332,7 @@ class Cluster:
                 "subnetFile": str(home / "subnet.json"),
                 "leaseTTL": TTL,
                 "syncInterval": SYNC,
+                **cluster,
             },
         }
         if self.backend == "vxlan":
@@ -334,7 +344,7 @@ class Cluster:
         self.nodes.append(node)
         return node
 
-    def keys(self) -> list[str]:
+    def etcd_keys(self) -> list[str]:
         return self.etcd.keys(self.key_prefix)
 
     def stop(self) -> None:

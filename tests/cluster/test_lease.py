@@ -17,7 +17,7 @@ def test_a_node_leases_a_subnet_and_the_plugin_allocates_in_it(cluster: Cluster)
     subnet = ipaddress.IPv4Network(node.wait_subnet())
     assert subnet.prefixlen == 24 and subnet.subnet_of(ipaddress.IPv4Network(CLUSTER_RANGE))
     key = f"{cluster.key_prefix}/podnet/subnets/{subnet.network_address}-24"
-    assert cluster.keys() == [key]
+    assert cluster.etcd_keys() == [key]
     record = json.loads(cluster.etcd.etcdctl("get", "--print-value-only", key).stdout)
     assert record["node"] == node.name and record["address"] == node.address
     assert record["backend"] == "host-gw"

@@ -45,7 +45,7 @@ def routes_to_others(node: Node) -> bool:
 def test_three_nodes_hold_three_distinct_subnets(three: Cluster) -> None:
     subnets = {node.subnet() for node in three.nodes}
     assert len(subnets) == 3
-    assert len(three.keys()) == 3
+    assert len(three.etcd_keys()) == 3
     for node in three.nodes:
         _, address = node.pods["a"]
         assert ipaddress.ip_address(address) in ipaddress.ip_network(node.subnet() or "")
