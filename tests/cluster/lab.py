@@ -155,10 +155,11 @@ class EtcdCluster:
     def endpoints(self) -> list[str]:
         return [m.client_url for m in self.members]
 
-    def start(self, state: str = "new") -> None:
+    def start(self, state: str = "new") -> float:
+        """Seconds until the members elected a leader and answer."""
         for member in self.members:
             member.start(self.initial, self.token, state)
-        self.wait_healthy()
+        return self.wait_healthy()
 
     def stop(self) -> None:
         for member in self.members:
