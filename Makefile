@@ -12,6 +12,7 @@ SYSTEMCTL   ?= systemctl
 # DESTDIR install (staged for a package: the package's own scripts enable it).
 SYSTEMD_RUNNING ?= $(if $(DESTDIR),,$(shell test -d /run/systemd/system && echo yes))
 ALIASES     ?=
+BACKEND     ?= vxlan
 PYTEST_ARGS ?=
 
 # Debian packages the plugin drives (iproute2, iptables, nftables), the tests/demo use (ping)
@@ -89,6 +90,13 @@ uninstall-conf:
 ## The seed topology: red and blue through the plugin, gateway, masquerade, then DEL.
 demo: deps venv
 	bash scripts/demo.sh
+
+## Three nodes of a cluster network with a 3-member etcd cluster, all in throwaway namespaces:
+## subnet leases, pods pinging across nodes, masquerade to an outside network, `node --status`
+## (BACKEND=host-gw for routes instead of VXLAN).
+.PHONY: demo-cluster
+demo-cluster: deps venv
+	BACKEND="$(BACKEND)" bash scripts/demo-cluster.sh
 
 lint: venv
 	$(VENV)/bin/ruff check cni_bridge_py tests tools

@@ -234,7 +234,13 @@ class OverlaySession(NetlinkSession):
             self.sock.request(msg, RTM_DELNEIGH)
 
     def _neigh_dump(self, family: int, index: int) -> list[Any]:
-        query = _neighbour_message(family=family, ifindex=index)
+        # Strict dumps filter neighbours by the NDA_IFINDEX attribute (a header ifindex
+        # matches nothing), FDB entries by the header's ifindex.
+        query = (
+            _neighbour_message(family=family, ifindex=index)
+            if family == AF_BRIDGE
+            else _neighbour_message(family=family, attrs=[("NDA_IFINDEX", index)])
+        )
         doing = f"listing neighbours of link #{index} in {self.where}"
         return [m for m in _dump(doing, self.sock, query, RTM_GETNEIGH) if m["ifindex"] == index]
 

@@ -5,6 +5,7 @@ cluster range is masqueraded."""
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.conftest import Lab
-from tests.cluster.lab import Cluster, Node, udp_source, wait_for
+from tests.cluster.lab import SYNC, Cluster, Node, udp_source, wait_for
 from tests.support.netns import sh
 
 OUTSIDE_NODE = "10.200.0.1"
@@ -111,3 +112,16 @@ def test_node_status_prints_the_cluster(three: Cluster) -> None:
     assert "routes held by this node (2)" in status.stdout
     if three.backend == "vxlan":
         assert "FDB entries on cbp.vxlan (2)" in status.stdout
+        assert "neighbours on cbp.vxlan (2)" in status.stdout
+
+
+def test_a_sync_with_nothing_new_changes_nothing(three: Cluster) -> None:
+    """The service reads back what it wrote: later syncs plan no change (the log names each
+    route and FDB entry once)."""
+    node = three.nodes[1]
+    time.sleep(3 * SYNC)
+    log = node.log_text()
+    assert log.count("route 10.244.") == 2, log
+    if three.backend == "vxlan":
+        assert log.count("FDB ") == 2, log
+        assert len(node.ns.ip_json("neigh", "show", "dev", "cbp.vxlan")) == 2
