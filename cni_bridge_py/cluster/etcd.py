@@ -8,7 +8,6 @@ killed member costs one failed request, not an outage. When none answers, StoreU
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -18,6 +17,10 @@ from etcd3gw import exceptions as etcd_errors
 from etcd3gw.lease import Lease
 from etcd3gw.utils import _encode
 
+from cni_bridge_py.cluster.ports import Entry, StoreUnavailable
+
+__all__ = ["Entry", "Etcd", "StoreUnavailable"]
+
 # etcd 3.4 and later serve the gateway under /v3/: naming it saves a discovery request.
 API_PATH = "/v3/"
 # A member that does not answer within this is treated as down for this call.
@@ -25,18 +28,6 @@ REQUEST_TIMEOUT = 2.0
 
 log = logging.getLogger("cni-bridge-py.node")
 T = TypeVar("T")
-
-
-class StoreUnavailable(Exception):
-    """No etcd endpoint answered."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    key: str
-    value: bytes
-    mod_revision: int
-    lease: int
 
 
 class Etcd:

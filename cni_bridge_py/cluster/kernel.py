@@ -10,6 +10,7 @@ from functools import partial
 
 from cni_bridge_py.cluster.config import VXLAN_OVERHEAD, ClusterConf
 from cni_bridge_py.cluster.plan import Changes, Route
+from cni_bridge_py.cluster.ports import KernelState
 from cni_bridge_py.kernel.errors import KernelError
 from cni_bridge_py.kernel.overlay import KernelRoute, OverlaySession
 
@@ -76,9 +77,7 @@ class NodeKernel:
         return link.index if link is not None else None
 
     # ---- what plan.py compares ----
-    def state(
-        self,
-    ) -> tuple[list[Route], dict[ipaddress.IPv4Address, str], dict[str, ipaddress.IPv4Address]]:
+    def state(self) -> KernelState:
         routes = [
             Route(r.dst, r.via)
             for r in self.session.cluster_routes()

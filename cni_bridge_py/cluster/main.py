@@ -67,6 +67,7 @@ def main(argv: list[str]) -> int:
     # Loaded only here: etcd3gw (requests) and the kernel layer.
     from cni_bridge_py.cluster.etcd import Etcd  # noqa: PLC0415
     from cni_bridge_py.cluster.kernel import NodeKernel  # noqa: PLC0415
+    from cni_bridge_py.kernel.errors import KernelError  # noqa: PLC0415
     from cni_bridge_py.kernel.overlay import overlay_session  # noqa: PLC0415
 
     store = Etcd(conf.endpoints)
@@ -87,6 +88,11 @@ def main(argv: list[str]) -> int:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        NodeService(conf, store, kernel, name=name, address=address).run(stop)
+        try:
+            NodeService(conf, store, kernel, name=name, address=address).run(stop)
+        except KernelError as exc:
+            # E.g. the underlay address is not there yet at boot: systemd starts us again.
+            log.error("cannot set up this node: %s", exc)
+            return 1
         log.info("stopped; the lease expires in %ds unless the service comes back", conf.lease_ttl)
     return 0

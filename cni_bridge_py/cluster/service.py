@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from cni_bridge_py.cluster import lease_file, plan
 from cni_bridge_py.cluster.config import ClusterConf
-from cni_bridge_py.cluster.etcd import Entry, Etcd, StoreUnavailable
-from cni_bridge_py.cluster.kernel import NodeKernel
+from cni_bridge_py.cluster.ports import Entry, Kernel, Store, StoreUnavailable
 from cni_bridge_py.cluster.records import (
     BadRecord,
     NodeRecord,
@@ -30,6 +29,7 @@ from cni_bridge_py.cluster.records import (
     subnets_prefix,
 )
 from cni_bridge_py.cluster.subnets import candidates, fits
+from cni_bridge_py.kernel.errors import KernelError
 
 log = logging.getLogger("cni-bridge-py.node")
 
@@ -49,8 +49,8 @@ class NodeService:
     def __init__(
         self,
         conf: ClusterConf,
-        store: Etcd,
-        kernel: NodeKernel,
+        store: Store,
+        kernel: Kernel,
         *,
         name: str,
         address: ipaddress.IPv4Address,
@@ -100,7 +100,11 @@ class NodeService:
         if self._waiting:
             log.info("etcd answers again: %d nodes in the cluster", len(records))
             self._waiting = ""
-        self._sync(records)
+        try:
+            self._sync(records)
+        except KernelError as exc:
+            # The next step tries again; the service itself stays up.
+            log.warning("syncing the kernel: %s", exc)
 
     def _wait(self, what: str) -> None:
         if what != self._waiting:

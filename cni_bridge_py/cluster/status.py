@@ -7,8 +7,7 @@ from typing import TextIO
 
 from cni_bridge_py.cluster import lease_file
 from cni_bridge_py.cluster.config import ClusterConf
-from cni_bridge_py.cluster.etcd import Etcd, StoreUnavailable
-from cni_bridge_py.cluster.kernel import NodeKernel
+from cni_bridge_py.cluster.ports import Kernel, Store, StoreUnavailable
 from cni_bridge_py.cluster.records import BadRecord, parse_record, subnets_prefix
 
 
@@ -23,7 +22,7 @@ def render_nodes(rows: list[tuple[str, str, str, str, str, str]]) -> list[str]:
     ]
 
 
-def print_status(conf: ClusterConf, store: Etcd, kernel: NodeKernel, out: TextIO) -> int:
+def print_status(conf: ClusterConf, store: Store, kernel: Kernel, out: TextIO) -> int:
     code = 0
     out.write(
         f"network {conf.network}: range {conf.cluster_range}, /{conf.subnet_len} per node,"
