@@ -33,6 +33,15 @@ def test_a_node_leases_a_subnet_and_the_plugin_allocates_in_it(cluster: Cluster)
     assert pod.ping(str(subnet.network_address + 1))
     assert "leased subnet" in node.log_text()
 
+    # CHECK holds the masquerade rules to the cluster range too; DEL removes everything.
+    rules = node.ns.nat_rules()
+    assert any(f"-d {CLUSTER_RANGE} " in rule and "ACCEPT" in rule for rule in rules), rules
+    checked = {**node.config, "prevResult": result}
+    node.plugin.run("CHECK", checked, container_id=f"{node.name}-a", netns=pod.path).ok()
+    node.plugin.run("DEL", node.config, container_id=f"{node.name}-a", netns=pod.path).ok()
+    assert reservations(Path(node.config["ipam"]["dataDir"]), "podnet") == {}
+    assert node.ns.nat_rules() == []
+
 
 def test_without_a_lease_add_answers_try_again_later(cluster: Cluster) -> None:
     node = cluster.add_node()  # its service is not started: no lease, no file
