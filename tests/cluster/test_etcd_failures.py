@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.conftest import Lab, make_lab
-from tests.cluster.lab import TTL, Cluster, wait_for
+from tests.cluster.lab import TTL, Cluster, Node, wait_for
+
+
+def routes_held(node: Node, count: int) -> bool:
+    return len(node.routes()) == count
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +32,8 @@ def world(own_lab: Lab, installed: Path) -> Iterator[Cluster]:
         for node in world.nodes:
             node.wait_subnet()
             world.add_pod(node, "a").ok()
+        for node in world.nodes:  # each routes to the other before etcd is disturbed
+            wait_for(partial(routes_held, node, 1), 10, f"{node.name}'s route")
         yield world
     finally:
         world.close()
@@ -68,7 +75,11 @@ def test_the_whole_etcd_cluster_stopped_and_started_again(world: Cluster) -> Non
 
     # etcd unreachable: a node that holds a lease still adds pods (its local file)...
     world.add_pod(first, "b").ok()
-    assert second.pods["a"][0].ping(first.pods["b"][1])
+    assert second.pods["a"][0].ping(first.pods["b"][1]), (
+        second.routes(),
+        first.log_text(),
+        second.log_text(),
+    )
     # ... and a node without one answers 11, its service saying what it waits for.
     late = world.add_node()
     late.start()

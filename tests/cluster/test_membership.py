@@ -51,7 +51,8 @@ def test_a_stopped_node_expires_and_a_restarted_one_keeps_its_subnet(cluster: Cl
     for node in (first, second, third):
         node.wait_subnet()
         cluster.add_pod(node, "a").ok()
-    wait_for(lambda: len(first.routes()) == 2, 10, "the first node's routes")
+    for node in (first, second, third):
+        wait_for(partial(routes_held, node, 2), 10, f"{node.name}'s routes")
 
     # The third node stops for good: its key lives out its TTL, then the routes go.
     gone = third.subnet() or ""
