@@ -8,6 +8,7 @@ killed member costs one failed request, not an outage. When none answers, StoreU
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -15,11 +16,12 @@ import etcd3gw
 import requests
 from etcd3gw import exceptions as etcd_errors
 from etcd3gw.lease import Lease
-from etcd3gw.utils import _encode
+from etcd3gw.utils import _encode, _increment_last_byte
+from etcd3gw.watch import Watcher
 
 from cni_bridge_py.cluster.ports import Entry, StoreUnavailable
 
-__all__ = ["Entry", "Etcd", "StoreUnavailable"]
+__all__ = ["ChangeWatch", "Entry", "Etcd", "StoreUnavailable"]
 
 # etcd 3.4 and later serve the gateway under /v3/: naming it saves a discovery request.
 API_PATH = "/v3/"
@@ -33,6 +35,7 @@ T = TypeVar("T")
 class Etcd:
     def __init__(self, endpoints: tuple[str, ...], timeout: float = REQUEST_TIMEOUT) -> None:
         self.endpoints = endpoints
+        self._timeout = timeout
         self._clients = [_client(url, timeout) for url in endpoints]
         self._current = 0
 
@@ -107,6 +110,58 @@ class Etcd:
 
     def delete(self, key: str) -> None:
         self._call(f"deleting {key}", lambda c: c.delete(key))
+
+    def watch(self, prefix: str, wake: threading.Event) -> ChangeWatch:
+        return ChangeWatch(self.endpoints, prefix, wake, self._timeout)
+
+
+# A watch stream is made anew this often: a stream whose member died ends without telling
+# us (etcd3gw reads it in a worker thread), so a dead one is replaced within this time.
+WATCH_RENEWAL = 10.0
+
+
+class ChangeWatch:
+    """Sets `wake` as soon as a key under `prefix` changes: the service then syncs at once
+    instead of at its next interval. Only an accelerator: the service's listing each
+    interval stays the truth, so a missed event costs at most one interval.
+
+    Its own clients (a requests session is not shared between threads), its own thread;
+    close() ends the stream, so no etcd3gw worker is left reading it at exit (futurist joins
+    its workers then)."""
+
+    def __init__(
+        self, endpoints: tuple[str, ...], prefix: str, wake: threading.Event, timeout: float
+    ) -> None:
+        self._clients = [_client(url, timeout) for url in endpoints]
+        self._prefix = prefix
+        self._wake = wake
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="etcd-watch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(REQUEST_TIMEOUT + 1)
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._closing.is_set():
+            client = self._clients[turn % len(self._clients)]
+            try:
+                watcher = Watcher(
+                    client,
+                    self._prefix,
+                    lambda _event: self._wake.set(),
+                    range_end=_increment_last_byte(self._prefix),
+                )
+            except (requests.RequestException, etcd_errors.Etcd3Exception, OSError):
+                turn += 1  # that member is down: the next one, after a pause
+                self._closing.wait(1.0)
+                continue
+            try:
+                self._closing.wait(WATCH_RENEWAL)
+            finally:
+                watcher.stop()
 
 
 def _client(url: str, timeout: float) -> Any:

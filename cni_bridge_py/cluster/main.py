@@ -86,10 +86,11 @@ def main(argv: list[str]) -> int:
         from cni_bridge_py.cluster.service import NodeService  # noqa: PLC0415
 
         stop = threading.Event()
+        service = NodeService(conf, store, kernel, name=name, address=address)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, lambda *_: service.stop(stop))
         try:
-            NodeService(conf, store, kernel, name=name, address=address).run(stop)
+            service.run(stop)
         except KernelError as exc:
             # E.g. the underlay address is not there yet at boot: systemd starts us again.
             log.error("cannot set up this node: %s", exc)

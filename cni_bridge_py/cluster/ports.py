@@ -4,6 +4,7 @@ them; the unit tests pass fakes)."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +23,10 @@ class Entry:
     lease: int
 
 
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     endpoints: tuple[str, ...]
 
@@ -31,6 +36,9 @@ class Store(Protocol):
     def list(self, prefix: str) -> list[Entry]: ...
     def create(self, key: str, value: str, lease_id: int) -> bool: ...
     def replace(self, key: str, value: str, lease_id: int, mod_revision: int) -> bool: ...
+    def watch(self, prefix: str, wake: threading.Event) -> Closable:
+        """Set `wake` whenever a key under `prefix` changes, until closed."""
+        ...
 
 
 KernelState = tuple[list[Route], dict[ipaddress.IPv4Address, str], dict[str, ipaddress.IPv4Address]]

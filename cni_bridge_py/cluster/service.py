@@ -1,9 +1,9 @@
 """The node service: hold a subnet lease in etcd, publish it locally, keep routes in step.
 
 One loop, one step per syncInterval: join (or keep the lease alive), list every node's key,
-make the kernel match (plan.py). Keys are watched by this listing, each step: a changed or
-expired key is seen within one interval, and a service that lost etcd for a while simply
-finds the current state when it comes back (no watch to re-establish, no event to replay).
+make the kernel match (plan.py). A watch of the keys wakes the loop at once on any change;
+the listing stays the truth, so a missed event costs at most one interval, and a service that
+lost etcd for a while simply finds the current state when it comes back (no event to replay).
 
 etcd down: the step logs what it waits for and keeps everything as it is: the local file
 (the plugin goes on allocating in the subnet), the routes and FDB entries (pods keep talking).
@@ -66,6 +66,7 @@ class NodeService:
         self.vtep_mac = ""
         self._waiting = ""  # what the last step waited for ("" = it went through)
         self._last_refresh = 0.0
+        self.wake = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         if self.conf.backend == "vxlan":
@@ -78,9 +79,21 @@ class NodeService:
             self.conf.network,
             ", ".join(self.conf.endpoints),
         )
-        while not stop.is_set():
-            self.step()
-            stop.wait(self.conf.sync_interval)
+        # Woken by a change of any node's key (the watch), or by the stop; otherwise once
+        # per interval, which also keeps the lease alive.
+        watch = self.store.watch(subnets_prefix(self.conf.network_prefix), self.wake)
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                self.step()
+                self.wake.wait(self.conf.sync_interval)
+        finally:
+            watch.close()
+
+    def stop(self, stop: threading.Event) -> None:
+        """From a signal handler: end the loop now, not after the interval."""
+        stop.set()
+        self.wake.set()
 
     def step(self) -> None:
         try:

@@ -56,8 +56,9 @@ def test_a_stopped_node_expires_and_a_restarted_one_keeps_its_subnet(cluster: Cl
 
     # The third node stops for good: its key lives out its TTL, then the routes go.
     gone = third.subnet() or ""
-    third.stop()
     stopped = time.monotonic()
+    assert third.stop() == 0, third.log_text()  # SIGTERM: a clean exit, watch closed
+    exited = time.monotonic() - stopped
     key = f"{cluster.key_prefix}/podnet/subnets/{gone.replace('/', '-')}"
     assert key in cluster.etcd_keys()
     wait_for(lambda: key not in cluster.etcd_keys(), TTL + 5, "the stopped node's key to expire")
@@ -84,5 +85,23 @@ def test_a_stopped_node_expires_and_a_restarted_one_keeps_its_subnet(cluster: Cl
     )
     assert route_to(first, kept or "")
     assert first.pods["a"][0].ping(pod_address)
-    print(f"\nnode stopped: key expired after {expired:.1f}s (TTL {TTL}s), routes removed after"
-          f" {removed:.1f}s; restart within the TTL kept {kept}")  # fmt: skip
+    print(f"\nnode stopped (exited {exited:.2f}s after SIGTERM): key expired {expired:.1f}s after"
+          f" the SIGTERM (TTL {TTL}s), routes removed after {removed:.1f}s; restart within the"
+          f" TTL kept {kept}")  # fmt: skip
+
+
+def test_the_watch_shows_a_change_at_once_not_at_the_next_interval(cluster: Cluster) -> None:
+    """With a long interval, a new node is routed to as soon as its key exists: the services
+    watch the keys, the interval is only the fallback (and the lease's refresh)."""
+    first = cluster.add_node(syncInterval=2.5)
+    first.start()
+    first.wait_subnet()
+    time.sleep(0.3)  # its first sync is done: it now waits for its next interval
+    second = cluster.add_node(syncInterval=2.5)
+    second.start()
+    subnet = second.wait_subnet()
+    seen = wait_for(lambda: route_to(first, subnet), 5, "the first node's route to the second")
+    print(
+        f"\na new node's route was in place {seen * 1000:.0f} ms after its lease (interval 2.5 s)"
+    )
+    assert seen < 1.0

@@ -6,6 +6,9 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import logging
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,7 @@ class FakeStore:
         self.down = False
         # Keys another node creates just before our transaction reaches etcd.
         self.snatch: dict[str, NodeRecord] = {}
+        self.watching: threading.Event | None = None
 
     def _up(self) -> None:
         if self.down:
@@ -73,6 +77,13 @@ class FakeStore:
             return False
         self.keys[key] = (value, next(self.revision), lease_id)
         return True
+
+    def watch(self, prefix: str, wake: threading.Event) -> FakeStore:
+        self.watching = wake
+        return self
+
+    def close(self) -> None:
+        self.watching = None
 
     def put(self, key: str, record: NodeRecord, lease: int) -> None:
         self.keys[key] = (record.to_json(), next(self.revision), lease)
@@ -239,3 +250,33 @@ def test_a_full_range_is_waited_on(tmp_path: Path, caplog: pytest.LogCaptureFixt
     node.step()
     assert node.held is None
     assert "waiting for a free /24 in 10.244.0.0/24 (1 leased)" in caplog.text
+
+
+def test_run_watches_until_stopped(tmp_path: Path) -> None:
+    store = FakeStore()
+    node = service(tmp_path, store)
+    stop = threading.Event()
+    runner = threading.Thread(target=node.run, args=(stop,))
+    runner.start()
+    try:
+        assert wait(lambda: node.held is not None and store.watching is not None)
+        assert store.watching is node.wake
+        # A change of a key: the watch wakes the loop, which syncs at once (the interval is
+        # 1 s, the wait below shorter).
+        peer(store, "n2", "10.244.2.0/24", "10.0.0.2")
+        node.wake.set()
+        assert wait(lambda: len(node.kernel.state()[0]) == 1, timeout=0.5)
+    finally:
+        node.stop(stop)
+        runner.join(5)
+    assert not runner.is_alive()
+    assert store.watching is None  # the watch was closed
+
+
+def wait(check: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return False
