@@ -89,6 +89,12 @@ def test_the_whole_etcd_cluster_stopped_and_started_again(world: Cluster) -> Non
     assert "no subnet lease yet" in body["msg"]
     for node in (first, second, late):
         assert node.proc is not None and node.proc.poll() is None, node.log_text()
+    # `node --status` still shows the local side, and says what is missing.
+    status = first.status()
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "etcd unreachable" in status.stdout
+    assert f"local lease: {first.subnet()}" in status.stdout
+    assert "routes held by this node (1)" in status.stdout
 
     # An outage longer than the TTL: the leases survive it (etcd renews every lease when a
     # leader takes over, and the services refresh theirs as soon as it answers).
