@@ -21,7 +21,9 @@ PREFIX = "cbpc"
 
 @pytest.fixture(scope="session", autouse=True)
 def root() -> None:
-    require_root("the cluster suite", ("ip", "iptables", "ping", "etcd", "etcdctl", "python3"))
+    require_root(
+        "the cluster suite", ("ip", "iptables", "nft", "ping", "etcd", "etcdctl", "python3")
+    )
 
 
 @pytest.fixture(scope="session")

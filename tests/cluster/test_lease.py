@@ -52,3 +52,15 @@ def test_without_a_lease_add_answers_try_again_later(cluster: Cluster) -> None:
     # Nothing reserved, no container interface: the runtime's retry starts afresh.
     assert reservations(Path(node.config["ipam"]["dataDir"]), "podnet") == {}
     assert node.pods == {}
+
+
+def test_nftables_masquerade_also_spares_the_cluster_range(cluster: Cluster) -> None:
+    node = cluster.add_node()
+    node.config["ipMasqBackend"] = "nftables"  # what the plugin gets; the service ignores it
+    node.start()
+    node.wait_subnet()
+    cluster.add_pod(node, "a").ok()
+    _, address = node.pods["a"]
+    ruleset = node.ns.exec("nft", "list", "ruleset")
+    assert f"ip saddr {address} ip daddr != {CLUSTER_RANGE} masquerade" in ruleset, ruleset
+    assert node.ns.nat_rules() == []  # no iptables rule besides
