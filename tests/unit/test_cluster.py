@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +233,24 @@ def test_the_service_reads_the_section_of_a_conflist(tmp_path: Path) -> None:
     path.write_text(json.dumps({"name": "x", "plugins": [{"type": "bridge"}]}))
     with pytest.raises(ConfigProblem, match="no plugin entry"):
         load(str(path))
+
+
+def test_only_cluster_etcd_imports_the_etcd_client() -> None:
+    from tests.unit.test_architecture import MODULES, imported
+
+    importers = {
+        m for m in MODULES if any(t.startswith(("etcd3gw", "requests")) for t in imported(m))
+    }
+    assert importers == {"cni_bridge_py.cluster.etcd"}
+
+
+def test_the_plugins_path_never_loads_the_etcd_client() -> None:
+    """A cluster ADD runs config, the lease file and the verbs: no etcd3gw, no requests."""
+    code = (
+        "import sys, cni_bridge_py.verbs.dispatch, cni_bridge_py.cluster.leased;"
+        "print(sorted(m for m in sys.modules if m.startswith(('etcd3gw', 'requests'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
