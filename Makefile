@@ -12,6 +12,7 @@ SYSTEMCTL   ?= systemctl
 # DESTDIR install (staged for a package: the package's own scripts enable it).
 SYSTEMD_RUNNING ?= $(if $(DESTDIR),,$(shell test -d /run/systemd/system && echo yes))
 ALIASES     ?=
+BACKEND     ?= vxlan
 PYTEST_ARGS ?=
 
 # Debian packages the plugin drives (iproute2, iptables, nftables), the tests/demo use (ping)
@@ -26,6 +27,9 @@ DEB_TOOLS    += systemd-socket-activate
 # Go 1.19, libcni's Debian source and cnitool.go from `apt-get source`), containerd + runc,
 # podman, and busybox-static for the containers' root filesystem.
 DEB_PACKAGES += golang-go golang-github-appc-cni-dev dpkg-dev containerd runc podman busybox-static
+# tests/cluster and `make demo-cluster`: etcd members in namespaces, inspected with etcdctl.
+DEB_PACKAGES += etcd-server etcd-client
+DEB_TOOLS    += etcd etcdctl
 DEB_TOOLS    += go dpkg-source /usr/share/gocode/src/github.com/containernetworking/cni/libcni \
                 containerd ctr runc podman busybox
 
@@ -53,7 +57,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install -q --upgrade pip
 	# compat mode: a plain path entry, not an import hook that costs every run ~15 ms.
-	$(VENV_PY) -m pip install -q --config-settings editable_mode=compat -e '.[test]'
+	$(VENV_PY) -m pip install -q --config-settings editable_mode=compat -e '.[test,cluster]'
 	touch $(STAMP)
 
 ## The launchers (cni-bridge-py, cni-host-local-py) into $(DESTDIR)$(CNI_BIN_DIR);
@@ -86,6 +90,13 @@ uninstall-conf:
 ## The seed topology: red and blue through the plugin, gateway, masquerade, then DEL.
 demo: deps venv
 	bash scripts/demo.sh
+
+## Three nodes of a cluster network with a 3-member etcd cluster, all in throwaway namespaces:
+## subnet leases, pods pinging across nodes, masquerade to an outside network, `node --status`
+## (BACKEND=host-gw for routes instead of VXLAN).
+.PHONY: demo-cluster
+demo-cluster: deps venv
+	BACKEND="$(BACKEND)" bash scripts/demo-cluster.sh
 
 lint: venv
 	$(VENV)/bin/ruff check cni_bridge_py tests tools

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cni_bridge_py import result as results
+from cni_bridge_py.cluster.config import ClusterConf, parse_cluster
 from cni_bridge_py.errors import CniError
 from cni_bridge_py.fields import Fields
 from cni_bridge_py.ipam.config import (
@@ -63,6 +64,8 @@ class NetConf:
     ip_masq_backend: str = ""
     # GC: the (containerID, ifname) pairs the runtime still has (cni.dev/valid-attachments).
     valid_attachments: frozenset[tuple[str, str]] = frozenset()
+    # A cluster network: host-local's subnet is the node's lease (cluster/leased.py).
+    cluster: ClusterConf | None = None
 
 
 def parse(
@@ -81,20 +84,24 @@ def parse(
     args = cni_args or {}
     runtime = top.obj("runtimeConfig")
     name = top.get("name", str, "")
+    cluster = parse_cluster(top, name)
     conf = NetConf(
         cni_version=cni_version,
         name=name,
         type=top.get("type", str, ""),
         dns=_dns(dns_fields) if (dns_fields := top.obj("dns")) else DNS(),
-        ipam=parse_ipam(top, name, command, args.get("IP", "")),
+        ipam=parse_ipam(top, name, command, args.get("IP", ""), leased=cluster is not None),
         prev_result=_prev_result(data.get("prevResult"), cni_version, problems),
         runtime_mac=_mac_request(top, runtime, args.get("MAC", "")),
         valid_attachments=parse_valid_attachments(top) if command == "GC" else frozenset(),
+        cluster=cluster,
         **_bridge_options(top),
         **_vlan_options(top),
     )
     if conf.disable_container_interface and conf.ipam is not None:
         problems.append('"disableContainerInterface" cannot be used with "ipam"')
+    if cluster is not None and (conf.ipam is None or conf.ipam.host_local is None):
+        problems.append('"cluster" needs "ipam" of type "host-local" (it allocates the lease)')
     if problems:
         raise invalid_config(problems)
     if command == "ADD":

@@ -21,7 +21,7 @@ from tests.support.preconditions import require_root
 
 TESTS = Path(__file__).parent
 # Each root suite's directory name is also its marker (registered in pyproject.toml).
-SUITE_MARKERS = {"integration", "conformance", "reliability", "runtimes"}
+SUITE_MARKERS = {"integration", "conformance", "reliability", "runtimes", "cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

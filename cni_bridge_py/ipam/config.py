@@ -52,13 +52,17 @@ class IpamConf:
     host_local: HostLocalConf | None = None
 
 
-def parse_ipam(top: Fields, network: str, command: str, cni_args_ip: str = "") -> IpamConf | None:
+def parse_ipam(
+    top: Fields, network: str, command: str, cni_args_ip: str = "", *, leased: bool = False
+) -> IpamConf | None:
     """The "ipam" section of the config object `top`, with what host-local also reads outside
     it (runtimeConfig.ipRanges, args.cni.ips, runtimeConfig.ips, CNI_ARGS IP=).
 
     ADD reads all of it strictly. DEL, CHECK, GC and STATUS take the runtime's ipRanges only
     when they parse and ignore requested addresses: a runtime may send a damaged capability on
-    DEL, and that must not stop the release. None when there is no "ipam" (L2 mode)."""
+    DEL, and that must not stop the release. None when there is no "ipam" (L2 mode).
+    `leased`: a cluster network, whose range is the node's lease (cluster/leased.py): the
+    config names none."""
     fields = top.obj("ipam")
     if fields is None or not fields.data:
         return None
@@ -83,12 +87,14 @@ def parse_ipam(top: Fields, network: str, command: str, cni_args_ip: str = "") -
             )
             return None
         return IpamConf(network, ipam_type)
-    settings = parse_host_local(fields, top, adding=command == "ADD", cni_args_ip=cni_args_ip)
+    settings = parse_host_local(
+        fields, top, adding=command == "ADD", cni_args_ip=cni_args_ip, leased=leased
+    )
     return IpamConf(network, ipam_type, settings)
 
 
 def parse_host_local(
-    fields: Fields, top: Fields, *, adding: bool, cni_args_ip: str = ""
+    fields: Fields, top: Fields, *, adding: bool, cni_args_ip: str = "", leased: bool = False
 ) -> HostLocalConf:
     """host-local's keys of one "ipam" object `fields` and the runtime's additions from the
     whole config `top`; problems are collected in `fields`."""
@@ -111,7 +117,9 @@ def parse_host_local(
     runtime_sent_ranges = runtime is not None and bool(runtime.data.get("ipRanges"))
     unrelated_problems = len(fields.problems) != problems_before
     nothing = not configured and not extra and not unrelated_problems
-    if nothing and (adding or not runtime_sent_ranges):
+    if leased and (configured or extra):
+        fields.problem("ranges", 'a "cluster" network allocates from the node\'s lease: drop them')
+    elif nothing and not leased and (adding or not runtime_sent_ranges):
         fields.problem("ranges", NO_RANGES)
     requested = list(requested_ips(cni_args_ip, fields.problems))
     if adding:

@@ -47,6 +47,7 @@ NETLINK_GET_STRICT_CHK = 12
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 CLONE_NEWNET = 0x40000000
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
@@ -131,6 +132,12 @@ def _lazy_config() -> types.ModuleType:
 ifinfmsg, ifaddrmsg, rtmsg = _messages()
 # Which class decodes an answer of each type.
 _DECODERS = {RTM_NEWLINK: ifinfmsg, RTM_NEWADDR: ifaddrmsg, RTM_NEWROUTE: rtmsg}
+
+
+def register_decoder(kind: int, decoder: Callable[[bytes], Any]) -> None:
+    """Decode answers of another message type too (kernel/overlay.py: neighbours and FDB
+    entries): loaded by their only user, so the plugin's path imports no more of pyroute2."""
+    _DECODERS[kind] = decoder
 
 
 def link_message(**fields: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 
 from cni_bridge_py import plan, vlan
+from cni_bridge_py.cluster.leased import masq_addresses
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidEnvironment, IOFailure
 from cni_bridge_py.faults import fault_point
@@ -159,9 +160,8 @@ def _masquerade(
             f"ipMasq is set but no masquerade backend ({wanted}) is available on this host",
             "install iptables or nftables, or set ipMasq false",
         )
-    masq = MasqRequest(
-        conf.name, request.container_id, tuple(ip.address for ip in done.ips), request.ifname
-    )
+    addresses = masq_addresses(conf, (ip.address for ip in done.ips))
+    masq = MasqRequest(conf.name, request.container_id, addresses, request.ifname)
     backend.setup(masq)
     undo.push("masquerade rules", lambda: backend.teardown(masq))
 

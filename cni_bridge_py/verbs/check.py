@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cni_bridge_py import plan
+from cni_bridge_py.cluster.leased import masq_addresses
 from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig, UnknownContainer
 from cni_bridge_py.firewall.layout import MasqRequest
@@ -130,7 +131,7 @@ def _check_masquerade(request: Request, conf: NetConf, ports: Ports, prev: Resul
         MasqRequest(
             conf.name,
             request.container_id,
-            tuple(ip.address for ip in prev.ips),
+            masq_addresses(conf, (ip.address for ip in prev.ips)),
             request.ifname,
         )
     )

@@ -34,6 +34,11 @@ def dispatch_with(background: Background | None) -> Handler:
         from cni_bridge_py.verbs.system import system_ports  # noqa: PLC0415 - loads pyroute2
 
         conf = prepare(request)
+        if conf.cluster is not None:
+            # The node's leased subnet, from its local file (no etcd on the plugin's path).
+            from cni_bridge_py.cluster.leased import with_lease  # noqa: PLC0415
+
+            conf = with_lease(conf, request.command)
         with system_ports(request, notes, background) as ports:
             return run(request, conf, ports)
 

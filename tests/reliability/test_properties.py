@@ -129,6 +129,9 @@ FIELD_KEYS = {
     "ip_masq_backend": "ipMasqBackend",
     # Read by GC only, which these ADD-driven properties never send: test_ipam_gc_status.py.
     "valid_attachments": "",
+    # A cluster network has no ranges of its own (its node's lease): the bases here have
+    # ranges, so tests/unit/test_cluster.py checks every key of the "cluster" section.
+    "cluster": "",
 }
 HOST_LOCAL_KEYS = {
     "range_sets": "ipam.ranges",
