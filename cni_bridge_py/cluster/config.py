@@ -8,10 +8,10 @@ node service (cni-bridge-py node) reads the same section from the same file.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 
 from cni_bridge_py.fields import Fields
 from cni_bridge_py.netaddr import IPAddress
+from cni_bridge_py.record import record
 from cni_bridge_py.validate import ifname_problem
 
 BACKENDS = ("host-gw", "vxlan")
@@ -30,7 +30,7 @@ DEFAULT_VXLAN_DEVICE = "cbp.vxlan"
 VXLAN_OVERHEAD = 50
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ClusterConf:
     network: str
     endpoints: tuple[str, ...]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from dataclasses import dataclass
+
+from cni_bridge_py.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LocalLease:
     network: str
     subnet: ipaddress.IPv4Network

@@ -8,7 +8,6 @@ there is a lease, ADD answers code 11 (try again later), as the runtime retries 
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from collections.abc import Iterable
 
@@ -18,6 +17,7 @@ from cni_bridge_py.config import NetConf
 from cni_bridge_py.errors import InvalidConfig, PluginUnavailable, TryAgainLater
 from cni_bridge_py.ipam.ranges import Range, RangeSet
 from cni_bridge_py.netaddr import IPInterface
+from cni_bridge_py.record import replace
 
 # What a verb can do without a lease: DEL, CHECK and GC release or read by container, never by
 # range, so they run with no range at all (a node that lost its file can still clean up).
@@ -40,8 +40,8 @@ def with_lease(conf: NetConf, command: str) -> NetConf:
             " the file and start it again",
         )
     ranges = (RangeSet((Range.build(lease.subnet),)),)
-    host_local = dataclasses.replace(conf.ipam.host_local, range_sets=ranges)
-    return dataclasses.replace(conf, ipam=dataclasses.replace(conf.ipam, host_local=host_local))
+    host_local = replace(conf.ipam.host_local, range_sets=ranges)
+    return replace(conf, ipam=replace(conf.ipam, host_local=host_local))
 
 
 def _read(cluster: ClusterConf, command: str) -> lease_file.LocalLease | None:

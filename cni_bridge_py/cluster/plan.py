@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from cni_bridge_py.cluster.records import NodeRecord
+from cni_bridge_py.record import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Route:
     dst: ipaddress.IPv4Network
     via: ipaddress.IPv4Address
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Wanted:
     routes: frozenset[Route] = frozenset()
     # vxlan only: VTEP address -> VTEP MAC, and VTEP MAC -> underlay address.
@@ -31,7 +31,7 @@ class Wanted:
     skipped: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Changes:
     add_routes: tuple[Route, ...] = ()
     del_routes: tuple[Route, ...] = ()

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from dataclasses import dataclass
 from typing import Protocol
 
 from cni_bridge_py.cluster.plan import Changes, Route
+from cni_bridge_py.record import record
 
 
 class StoreUnavailable(Exception):
     """No etcd endpoint answered."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     key: str
     value: bytes

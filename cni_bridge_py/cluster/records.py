@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import asdict, dataclass
+
+from cni_bridge_py.record import fields, record
 
 SUBNETS = "subnets/"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NodeRecord:
     node: str
     subnet: ipaddress.IPv4Network
@@ -35,7 +36,7 @@ class NodeRecord:
         return self.subnet.network_address
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in fields(type(self))}
         data["subnet"] = str(self.subnet)
         data["address"] = str(self.address)
         return json.dumps(data, sort_keys=True)

@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from cni_bridge_py.cluster import lease_file, plan
 from cni_bridge_py.cluster.config import ClusterConf
@@ -30,6 +29,7 @@ from cni_bridge_py.cluster.records import (
 )
 from cni_bridge_py.cluster.subnets import candidates, fits
 from cni_bridge_py.kernel.errors import KernelError
+from cni_bridge_py.record import record
 
 log = logging.getLogger("cni-bridge-py.node")
 
@@ -38,7 +38,7 @@ class NoFreeSubnet(Exception):
     """Every node subnet of the cluster range is leased."""
 
 
-@dataclass
+@record
 class Held:
     record: NodeRecord
     lease_id: int

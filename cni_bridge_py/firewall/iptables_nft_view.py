@@ -16,10 +16,10 @@ matching below and the tests read easily.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from cni_bridge_py import cjson
 from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest, chain_rules, jump_rule
 from cni_bridge_py.netaddr import IPInterface
 
@@ -32,7 +32,7 @@ NftRule = tuple[int, tuple[str, ...]]
 def parse_chain(listing: str) -> list[NftRule]:
     """The rules of a `list chain` printed as JSON, in order."""
     rules: list[NftRule] = []
-    for item in json.loads(listing).get("nftables", ()):
+    for item in cjson.loads(listing).get("nftables", ()):
         rule = item.get("rule") if isinstance(item, dict) else None
         if isinstance(rule, dict) and isinstance(rule.get("handle"), int):
             words = [w for expr in rule.get("expr", ()) for w in _words(expr)]
