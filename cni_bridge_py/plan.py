@@ -72,6 +72,9 @@ def result_dns(conf: NetConf, ipam_dns: DNS) -> DNS:
 
 
 PORT_ALIAS_PREFIX = "cni-bridge-py"
+# A DEL renames the container end to this prefix and 8 hex digits while its deletion is
+# pending: within IFNAMSIZ, and no runtime asks for such a name.
+RETIRED_PREFIX = "cbpgone"
 
 
 def port_alias(network: str, container_id: str, ifname: str) -> str:

@@ -10,6 +10,11 @@ Only root (SO_PEERCRED) may talk to it, over a 0600 socket in a 0700 directory, 
 only for callers in its own network namespace: a front elsewhere gets a refusal and does the
 work itself. All state lives in the kernel and the store, so a crash loses nothing. Under
 systemd the socket is passed in (agent.activation) and the first plugin call starts the agent.
+
+One process serves at most one CPU's worth of Python (the GIL), so the agent forks workers
+(agent.workers) that accept on the same socket: the kernel hands each connection to one of
+them. They share nothing but the kernel and the store, which is why a request may not rely on
+another's memory (a DEL's pending veth deletion renames the interface out of the way first).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from cni_bridge_py.agent.protocol import (
     netns_identity,
     read_frame,
 )
+from cni_bridge_py.agent.workers import Workers, default_count
 from cni_bridge_py.answer import Answer
 from cni_bridge_py.errors import DecodingFailure
 from cni_bridge_py.front import handle
@@ -227,15 +233,17 @@ def _stop_handler(agent_pid: int) -> Callable[[int, object], None]:
     return stop
 
 
-def _wait_for_signals() -> None:
-    """Block the main thread until a handler raises. signal.pause() is not enough: the kernel
-    may deliver SIGTERM to any thread, and only the main thread runs Python's handlers; the
-    wakeup fd is written whichever thread took the signal."""
+def _wait_for_signals(each: Callable[[], None] | None = None) -> None:
+    """Block the main thread until a handler raises, calling `each()` after every signal.
+    signal.pause() is not enough: the kernel may deliver SIGTERM to any thread, and only the
+    main thread runs Python's handlers; the wakeup fd is written whichever thread took it."""
     readable, writable = os.pipe()
     os.set_blocking(writable, False)
     signal.set_wakeup_fd(writable)
     while True:
         os.read(readable, 64)  # then the pending handler runs here, in the main thread
+        if each is not None:
+            each()
 
 
 def main(argv: list[str]) -> int:
@@ -245,7 +253,15 @@ def main(argv: list[str]) -> int:
         default=DEFAULT_SOCKET,
         help=f"default {DEFAULT_SOCKET}; unused when systemd passes the socket",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_count(),
+        help="processes serving requests (default: one per CPU, at most 4)",
+    )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     try:
         passed = inherited_listener()
     except ActivationError as exc:
@@ -254,8 +270,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server: AgentServer | None = None
-    background = BackgroundWork()
     try:
+        background = BackgroundWork()
         run = _warm_up(background)
         if passed is None:
             server = AgentServer.bind(args.socket, run)
@@ -263,19 +279,57 @@ def main(argv: list[str]) -> int:
             server = AgentServer(passed, run, owned_path=None)
             if open_to_others(server.path):
                 _log(f"warning: {server.path} is open to other users (SocketMode=0600 is meant)")
-        server.start()
         how = "passed by systemd" if passed is not None else "bound"
-        _log(f"cni-bridge-py agent listening on {server.path} ({how})")
+        _log(f"cni-bridge-py agent listening on {server.path} ({how}); {args.workers} processes")
+        if args.workers == 1:
+            _serve(server, background)
+        else:
+            _supervise(server, args.workers, background)
+    except _Stop:  # before serving began
+        if server is not None:
+            server.close(drain=0)
+    return 0
+
+
+def _serve(server: AgentServer, background: BackgroundWork) -> None:
+    """Serve in this process until SIGTERM, then finish what is in flight."""
+    try:
+        server.start()
         _wait_for_signals()
     except _Stop:
         # A second signal ends the process at once instead of waiting for the drain.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     finally:
-        if server is not None:
-            server.close()
+        server.close()
         background.drain()  # a DEL answered must not leave its veth to the next start
-    return 0
+
+
+def _supervise(server: AgentServer, count: int, background: BackgroundWork) -> None:
+    """Fork `count` workers serving `server`, replace any that dies, stop them on SIGTERM.
+    The socket file (when this process bound it) goes last, after every worker ended."""
+    owned_path, server.owned_path = server.owned_path, None  # no worker removes it
+
+    def serve_as_worker() -> None:
+        stop = _stop_handler(os.getpid())
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        _serve(server, background)
+
+    workers = Workers(serve_as_worker, _log)
+    # A handler of its own, so that a worker's end writes the wakeup fd.
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+    try:
+        workers.start(count)
+        _wait_for_signals(each=workers.replace_ended)
+    except _Stop:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    finally:
+        workers.stop(DRAIN_TIMEOUT_S + 1.0)
+        if owned_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(owned_path)
 
 
 __all__ = ["AgentServer", "main", "serve_request"]

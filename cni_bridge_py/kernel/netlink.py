@@ -227,8 +227,11 @@ class NetlinkSession:
     def set_up(self, index: int, what: str) -> None:
         self._set(what, index=index, flags=IFF_UP, change=IFF_UP)
 
-    def set_down(self, index: int, what: str) -> None:
+    def retire(self, index: int, name: str, what: str) -> None:
+        # Two messages: the kernel refuses to rename a link that is up (EBUSY), and it
+        # applies a message's new name before its flags.
         self._set(what, index=index, flags=0, change=IFF_UP)
+        self._set(what, index=index, attrs=[("IFLA_IFNAME", name)])
 
     def set_promisc(self, index: int, what: str) -> None:
         self._set(what, index=index, flags=IFF_PROMISC, change=IFF_PROMISC)

@@ -18,7 +18,7 @@ from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.netaddr import IPInterface
-from cni_bridge_py.ports import LinkView, Ports
+from cni_bridge_py.ports import Links, LinkView, Ports
 from cni_bridge_py.request import Request
 
 
@@ -41,7 +41,10 @@ def _remove_container_interface(request: Request, conf: NetConf, ports: Ports) -
     ports.check_netns(request.netns)
     with ports.open_netns(request.netns) as container:
         link = container.link(request.ifname)
-        if link is None or link.kind != "veth":
+        if link is None:
+            _delete_retired(request, conf, ports, container)
+            return []
+        if link.kind != "veth":
             # Not ours to remove: we only ever put a veth there.
             return []
         if _owned_by_another(request, conf, ports, link):
@@ -51,13 +54,28 @@ def _remove_container_interface(request: Request, conf: NetConf, ports: Ports) -
         if peer is None or peer.kind != "veth":
             container.delete_link(link.index, f"{request.ifname} in {request.netns}")
             return addresses
-        # Down now (off the bridge at once: its address is released below); the deletion of
-        # the pair, the slow part, may finish after the answer (Background).
-        container.set_down(link.index, f"{request.ifname} in {request.netns}")
+        # Down now (off the bridge at once: its address is released below) and renamed, so
+        # that a new ADD of this attachment finds its name free in whichever agent process
+        # serves it; the deletion of the pair, the slow part, may finish after the answer
+        # (Background).
+        retired = plan.RETIRED_PREFIX + ports.random_suffix()
+        container.retire(link.index, retired, f"{request.ifname} in {request.netns}")
         ports.background.later(
             (request.container_id, request.ifname), _deleter(ports, peer.index, peer.name)
         )
         return addresses
+
+
+def _delete_retired(request: Request, conf: NetConf, ports: Ports, container: Links) -> None:
+    """A pair an earlier DEL of this attachment retired (renamed) but did not delete: the
+    agent process that held its deletion died first. Its host end still names the attachment."""
+    attachment = (conf.name, request.container_id, request.ifname)
+    for link in container.links():
+        if not (link.name.startswith(plan.RETIRED_PREFIX) and link.kind == "veth"):
+            continue
+        peer = ports.host.link_by_index(link.peer_index) if link.peer_index else None
+        if peer is not None and plan.parse_port_alias(peer.alias) == attachment:
+            container.delete_link(link.index, f"{link.name} in {request.netns}")
 
 
 def _deleter(ports: Ports, index: int, name: str) -> Callable[[], object]:

@@ -191,8 +191,13 @@ class FakeLinks:
         record = self._change(index, "set_up", "", f"configuring {what}")
         self._bring_up(record)
 
-    def set_down(self, index: int, what: str) -> None:
-        self._change(index, "set_down", "", f"configuring {what}").up = False
+    def retire(self, index: int, name: str, what: str) -> None:
+        record = self._change(index, "retire", name, f"configuring {what}")
+        if self._named(name) is not None:
+            self.kernel.calls.refuse()
+            raise KernelError(f"configuring {what}", errno.EEXIST)
+        record.up = False
+        record.name = name
 
     def set_promisc(self, index: int, what: str) -> None:
         self._change(index, "set_promisc", "", f"configuring {what}").promisc = True

@@ -89,10 +89,6 @@ class Lab:
     def env(self) -> dict[str, str]:
         return self.agent.env() if self.agent is not None else dict(ONE_SHOT_ENV)
 
-    def restart_agent(self) -> None:
-        assert self.agent is not None
-        self.agent.start()
-
     def gc(self, valid: list[tuple[str, str]]) -> tuple[Outcome, list[str]]:
         """The plugin's GC with the runtime's list; returns what it says it removed."""
         body = {**self.conf, VALID: [{"containerID": c, "ifname": i} for c, i in valid]}

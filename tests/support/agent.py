@@ -95,6 +95,10 @@ class Agent:
         """The agent process itself runs (for a socket-activated one: a call has come)."""
         return b"cni-bridge-py agent listening" in self.log.read_bytes()
 
+    def wait_logged(self, text: bytes) -> None:
+        """Until the agent's log has `text` (it must keep running meanwhile)."""
+        self._wait_for(text)
+
     def _wait_for(self, text: bytes) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + START_TIMEOUT

@@ -115,7 +115,7 @@ def test_del_removes_the_pair_and_keeps_the_bridge_and_gateway(
     run(world, "DEL", conf())
 
     assert world.calls.log == [
-        "red set_down eth0",
+        "red retire eth0 cbpgone00000002",
         f"host delete_link {VETH}",
         "ipam delete red/eth0",
         "spoof teardown red-eth0",
@@ -163,7 +163,7 @@ def test_del_leaves_a_veth_of_another_network_alone(world: World, red: FakeLinks
     run(world, "DEL", conf())
 
     assert (world.host.state(), red.state(), world.masq["iptables"].of("red")) == before
-    untouched = ("red set_down", "red delete_link", "host delete_link")
+    untouched = ("red retire", "red delete_link", "host delete_link")
     assert not [c for c in world.calls.log if c.startswith(untouched)]
     assert world.reservations("testnet") == {}
     assert world.reservations("othernet") == {"10.1.0.2": ("red", "eth0")}
@@ -321,10 +321,12 @@ def test_del_answers_before_the_slow_deletion_and_a_new_add_settles_it_first(
     world.background = later = Later()
     run(world, "DEL", conf())
 
-    # Answered: down at once (off the bridge), released, rules gone; the pair still exists.
+    # Answered: down at once (off the bridge) and renamed, released, rules gone; the pair
+    # still exists.
     assert world.reservations("testnet") == {}
     assert all(backend.of("red") == [] for backend in world.masq.values())
-    assert not red.get("eth0").up
+    assert sorted(red.names()) == ["cbpgone00000002", "lo"]
+    assert not red.get("cbpgone00000002").up
     assert [key for key, _ in later.pending] == [("red", "eth0")]
     assert VETH in world.host.names()
 
@@ -332,3 +334,51 @@ def test_del_answers_before_the_slow_deletion_and_a_new_add_settles_it_first(
     add(world, netconf())
     assert later.settled[0] == ("red", "eth0") and later.pending == []
     assert red.get("eth0").up
+
+
+class Elsewhere(Later):
+    """The pending deletion belongs to another agent process: settling here waits for nothing."""
+
+    def settle(self, key: tuple[str, str]) -> None:
+        self.settled.append(key)
+
+
+def test_a_new_add_finds_the_name_free_while_another_process_deletes_the_old_pair(
+    world: World, red: FakeLinks, added: dict[str, Any]
+) -> None:
+    world.background = later = Elsewhere()
+    run(world, "DEL", conf())
+
+    add(world, netconf())
+    assert red.get("eth0").up
+    assert "cbpgone00000002" in red.names()
+
+    # The old pair's deletion, finishing late, takes only the old pair.
+    for _, work in later.pending:
+        work()
+    assert sorted(red.names()) == ["eth0", "lo"]
+    assert world.reservations("testnet") != {}
+
+
+def test_a_del_removes_a_pair_an_earlier_del_retired_but_never_deleted(
+    world: World, red: FakeLinks, added: dict[str, Any]
+) -> None:
+    """The agent worker holding the deletion died: the runtime's next DEL finishes it."""
+    world.background = Later()  # its pending work is lost with it
+    run(world, "DEL", conf())
+    assert "cbpgone00000002" in red.names()
+
+    world.background = Later()
+    run(world, "DEL", conf())
+    assert red.names() == ["lo"]
+    assert VETH not in world.host.names()
+
+
+def test_a_retired_pair_of_another_attachment_is_left_alone(
+    world: World, red: FakeLinks, added: dict[str, Any]
+) -> None:
+    world.background = Later()
+    run(world, "DEL", conf())
+
+    run(world, "DEL", conf(), ifname="eth1")
+    assert "cbpgone00000002" in red.names()
