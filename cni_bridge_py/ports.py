@@ -6,7 +6,7 @@ unit tests pass fakes (tests/doubles/).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -78,7 +78,11 @@ class Links(Protocol):
     def add_route(
         self, dst: IPNetwork, gateway: IPAddress | None, index: int, what: str
     ) -> None: ...
-    def routes(self, index: int) -> list[tuple[IPNetwork, IPAddress | None]]: ...
+    def routes(
+        self, index: int, versions: Collection[int] = (4, 6)
+    ) -> list[tuple[IPNetwork, IPAddress | None]]:
+        """The main table's (dst, gateway) through link `index`, of these IP versions."""
+
     def wait_operstate_up(self, index: int, what: str, delays_ms: tuple[int, ...]) -> str: ...
 
 

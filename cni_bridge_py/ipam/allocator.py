@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from cni_bridge_py.errors import CniError, InvalidEnvironment, TryAgainLater
 from cni_bridge_py.ipam.ranges import Range, RangeSet
@@ -116,3 +116,14 @@ def release(store: Store, who: Attachment) -> list[IPAddress]:
 def owned(store: Store, who: Attachment) -> list[IPAddress]:
     with store.lock():
         return store.owned_by(who.container_id, who.ifname)
+
+
+def holds_any(store: Store, who: Attachment, likely: Collection[IPAddress] = ()) -> bool:
+    """Whether the attachment holds any reservation (CHECK). The `likely` addresses (its
+    prevResult's) are looked up first, one file each; only when none is its own is the
+    whole store read, so the answer is owned()'s at the cost of one read, not one per
+    reservation of the network."""
+    with store.lock():
+        if any(store.holds(addr, who.container_id, who.ifname) for addr in likely):
+            return True
+        return bool(store.owned_by(who.container_id, who.ifname))

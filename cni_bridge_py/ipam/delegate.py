@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 
 from cni_bridge_py import result as results
 from cni_bridge_py.errors import (
@@ -187,8 +187,8 @@ class Delegated:
         self.invoke("DEL")
         return []
 
-    def check(self, who: Attachment) -> None:
-        self.invoke("CHECK")
+    def check(self, who: Attachment, likely: Sequence[IPAddress] = ()) -> None:
+        self.invoke("CHECK")  # the plugin reads prevResult from the same stdin
 
     def gc(self, valid: Set[tuple[str, str]]) -> list[IPAddress]:
         # The plugin reads cni.dev/valid-attachments from the same stdin.

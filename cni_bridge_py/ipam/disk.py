@@ -40,6 +40,12 @@ def _owner_line(container_id: str, ifname: str) -> str:
     return container_id.strip() + LINE_BREAK + ifname
 
 
+def _owner_texts(container_id: str, ifname: str) -> tuple[str, str]:
+    """What a reservation of this attachment holds: the owner line, or (host-local before
+    0.7) the container ID alone."""
+    return _owner_line(container_id, ifname), container_id.strip()
+
+
 class DiskStore:
     def __init__(self, data_dir: str, network: str, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
         # `network` is validated by config (no "/" or ".."), so the join stays inside data_dir.
@@ -191,9 +197,16 @@ class DiskStore:
                 os.unlink(path)
 
     def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]:
-        line = _owner_line(container_id, ifname)
-        legacy = container_id.strip()
-        return [addr for addr, owner in self.reservations() if owner in (line, legacy)]
+        owners = _owner_texts(container_id, ifname)
+        return [addr for addr, owner in self.reservations() if owner in owners]
+
+    def holds(self, addr: IPAddress, container_id: str, ifname: str) -> bool:
+        try:
+            # O_NOFOLLOW: a symlink is no reservation, as in reservations().
+            text = self._read(os.path.join(self.directory, str(addr)))
+        except (OSError, IOFailure):
+            return False  # a directory, an unreadable file: owned_by() decides
+        return text is not None and text.strip() in _owner_texts(container_id, ifname)
 
     def release(self, container_id: str, ifname: str) -> list[IPAddress]:
         line = _owner_line(container_id, ifname)

@@ -37,7 +37,7 @@ class NoIpam:
     def delete(self, who: Attachment) -> list[IPInterface]:
         return []
 
-    def check(self, who: Attachment) -> None:
+    def check(self, who: Attachment, likely: Sequence[IPAddress] = ()) -> None:
         return None
 
     def gc(self, valid: Set[tuple[str, str]]) -> list[IPAddress]:
@@ -74,8 +74,8 @@ class HostLocal:
         released = allocator.release(self._store(), who)
         return [_with_prefix(a, self.settings.range_sets) for a in released]
 
-    def check(self, who: Attachment) -> None:
-        if not allocator.owned(self._store(), who):
+    def check(self, who: Attachment, likely: Sequence[IPAddress] = ()) -> None:
+        if not allocator.holds_any(self._store(), who, likely):
             raise UnknownContainer(
                 f"host-local: failed to find address added by container {who.container_id}",
                 f"no reservation for ({who.container_id}, {who.ifname}) in"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from typing import Protocol
 
 from cni_bridge_py.ipam.allocator import Attachment
@@ -27,7 +27,9 @@ class Ipam(Protocol):
     def delete(self, who: Attachment) -> list[IPInterface]:
         """Release the attachment's addresses; returns them (with prefix) when known."""
 
-    def check(self, who: Attachment) -> None: ...
+    def check(self, who: Attachment, likely: Sequence[IPAddress] = ()) -> None:
+        """UnknownContainer when the attachment holds no address; `likely` (prevResult's
+        addresses) only says where to look first."""
 
     def gc(self, valid: Set[tuple[str, str]]) -> list[IPAddress]:
         """Release what no valid (containerID, ifname) owns; returns the addresses when known."""

@@ -39,7 +39,11 @@ class Store(Protocol):
     def release(self, container_id: str, ifname: str) -> list[IPAddress]:
         """Drop every reservation of this attachment; returns what was released."""
 
-    def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]: ...
+    def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]:
+        """Every address this attachment holds (a legacy reservation: the container's)."""
+
+    def holds(self, addr: IPAddress, container_id: str, ifname: str) -> bool:
+        """Whether `addr` is one of owned_by()'s, found without reading the others."""
 
     def owners(self) -> list[tuple[IPAddress, Owner]]:
         """Every reservation of the network and who holds it."""

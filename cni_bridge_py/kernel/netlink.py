@@ -8,17 +8,17 @@ when done. Kernel errors are translated into typed errors saying what we were do
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from socket import AF_INET, AF_INET6
-from typing import Any
+from typing import Any, TypeVar
 
 from cni_bridge_py.errors import InvalidNetns
-from cni_bridge_py.kernel import rtnl
+from cni_bridge_py.kernel import rtmsg, rtnl
 from cni_bridge_py.kernel.errors import KernelError
+from cni_bridge_py.kernel.rtmsg import Link, parse_address, parse_link, parse_route
 from cni_bridge_py.kernel.rtnl import (
     NLM_F_ACK,
     NLM_F_CREATE,
@@ -42,8 +42,9 @@ from cni_bridge_py.kernel.rtnl import (
 )
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
 from cni_bridge_py.ports import PortFlags
-from cni_bridge_py.record import record
 from cni_bridge_py.vlan import VlanOp
+
+M = TypeVar("M")
 
 # Kernel ABI values, named as in the Linux uapi headers (the netlink ones are in rtnl.py).
 
@@ -107,57 +108,30 @@ def _netns_file(path: str, action: str) -> Iterator[None]:
         raise InvalidNetns(f"cannot {action} network namespace {path!r}", str(exc)) from exc
 
 
-@record(frozen=True)
-class Link:
-    index: int
-    name: str
-    kind: str
-    mac: str
-    master: int | None
-    # For a veth: the peer's ifindex (in the peer's namespace).
-    peer_index: int | None
-    operstate: str
-    mtu: int
-    promisc: bool
-    hairpin: bool
-    vlan_filtering: bool
-    alias: str
-
-
-def _attr(msg: Any, name: str) -> Any:
-    return msg.get_attr(name)
-
-
-def _to_link(msg: Any) -> Link:
-    info = _attr(msg, "IFLA_LINKINFO")
-    kind = (info.get_attr("IFLA_INFO_KIND") if info is not None else None) or ""
-    slave = info.get_attr("IFLA_INFO_SLAVE_DATA") if info is not None else None
-    hairpin = bool(slave.get_attr("IFLA_BRPORT_MODE")) if slave is not None else False
-    data = info.get_attr("IFLA_INFO_DATA") if info is not None else None
-    filtering = (
-        bool(data.get_attr("IFLA_BR_VLAN_FILTERING")) if kind == "bridge" and data else False
-    )
-    return Link(
-        index=int(msg["index"]),
-        name=str(_attr(msg, "IFLA_IFNAME")),
-        kind=str(kind),
-        mac=str(_attr(msg, "IFLA_ADDRESS") or ""),
-        master=_attr(msg, "IFLA_MASTER"),
-        peer_index=_attr(msg, "IFLA_LINK"),
-        operstate=str(_attr(msg, "IFLA_OPERSTATE") or ""),
-        mtu=int(_attr(msg, "IFLA_MTU") or 0),
-        promisc=bool(int(msg["flags"]) & IFF_PROMISC),
-        hairpin=hairpin,
-        vlan_filtering=filtering,
-        alias=str(_attr(msg, "IFLA_IFALIAS") or ""),
-    )
-
-
 def _dump(doing: str, sock: RtnlSocket, msg: Any, kind: int) -> list[Any]:
+    """A dump of pyroute2 messages (overlay.py's neighbours and cluster routes)."""
+    return _whole(doing, lambda: sock.request(msg, kind, NLM_F_DUMP))
+
+
+def _query_dump(
+    doing: str,
+    sock: RtnlSocket,
+    request: bytes,
+    *,
+    kind: int,
+    answer: int,
+    parse: Callable[[bytes, int, int], M],
+) -> list[M]:
+    """A dump packed and parsed by rtmsg.py (links, addresses, routes)."""
+    return _whole(doing, lambda: sock.query(kind, NLM_F_DUMP, request, answer, parse))
+
+
+def _whole(doing: str, read: Callable[[], list[M]]) -> list[M]:
+    """`read`, one dump request, asked again until the kernel answers it whole."""
     with _netlink(doing):
         for _ in range(DUMP_TRIES):
             try:
-                return sock.request(msg, kind, NLM_F_DUMP)
+                return read()
             except DumpInterrupted:
                 continue  # the kernel asks us to try again
     # EINTR: what the reference's vishvananda/netlink answers for an interrupted dump.
@@ -180,14 +154,23 @@ class NetlinkSession:
 
     # ---- links ----
     def link(self, name: str) -> Link | None:
-        return self._get(f"looking up {name} in {self.where}", attrs=[("IFLA_IFNAME", name)])
+        return self._get(f"looking up {name} in {self.where}", rtmsg.link_request(name=name))
 
     def link_by_index(self, index: int) -> Link | None:
-        return self._get(f"looking up link #{index} in {self.where}", index=index)
+        return self._get(
+            f"looking up link #{index} in {self.where}", rtmsg.link_request(index=index)
+        )
 
     def links(self) -> list[Link]:
-        doing = f"listing links in {self.where}"
-        return [_to_link(m) for m in _dump(doing, self.sock, link_message(), RTM_GETLINK)]
+        request = rtmsg.link_request()
+        return _query_dump(
+            f"listing links in {self.where}",
+            self.sock,
+            request,
+            kind=RTM_GETLINK,
+            answer=RTM_NEWLINK,
+            parse=parse_link,
+        )
 
     def create_bridge(self, name: str, mtu: int, vlan_filtering: bool = False) -> bool:
         """True when we created it; False when it already existed (e.g. a concurrent ADD)."""
@@ -274,10 +257,10 @@ class NetlinkSession:
             return True
         return False  # ENODEV: already gone
 
-    def _get(self, doing: str, **fields: Any) -> Link | None:
+    def _get(self, doing: str, request: bytes) -> Link | None:
         with _netlink(doing, tolerate=(errno.ENODEV,)):
-            answers = self.sock.request(link_message(**fields), RTM_GETLINK, 0)
-            return _to_link(answers[0]) if answers else None
+            answers = self.sock.query(RTM_GETLINK, 0, request, RTM_NEWLINK, parse_link)
+            return answers[0] if answers else None
         return None  # ENODEV: no such link
 
     def _set(self, what: str, **fields: Any) -> None:
@@ -286,14 +269,18 @@ class NetlinkSession:
 
     # ---- addresses ----
     def addresses(self, index: int) -> list[IPInterface]:
-        doing = f"listing addresses of link #{index} in {self.where}"
+        request = rtmsg.address_request(index)
+        found = _query_dump(
+            f"listing addresses of link #{index} in {self.where}",
+            self.sock,
+            request,
+            kind=RTM_GETADDR,
+            answer=RTM_NEWADDR,
+            parse=parse_address,
+        )
         # The kernel filters by index (strict checking, rtnl.py); the check here is for an
         # old kernel that ignores the filter.
-        return [
-            ipaddress.ip_interface(f"{_attr(msg, 'IFA_ADDRESS')}/{msg['prefixlen']}")
-            for msg in _dump(doing, self.sock, address_message(index=index), RTM_GETADDR)
-            if msg["index"] == index
-        ]
+        return [address for owner, address in found if owner == index and address is not None]
 
     def add_address(self, index: int, iface: IPInterface, what: str, nodad: bool = False) -> bool:
         """False when the address was already there (a concurrent ADD put the gateway first).
@@ -355,21 +342,29 @@ class NetlinkSession:
         with _netlink(doing, tolerate=(errno.EEXIST,)):
             self.sock.request(msg, RTM_NEWROUTE, ROUTE_PREPEND)
 
-    def routes(self, index: int) -> list[tuple[IPNetwork, IPAddress | None]]:
-        """(dst, gateway) of the main table's routes through link `index`."""
+    def routes(
+        self, index: int, versions: Collection[int] = (4, 6)
+    ) -> list[tuple[IPNetwork, IPAddress | None]]:
+        """(dst, gateway) of the main table's routes through link `index`, of the IP
+        `versions` asked for (one dump each)."""
         out: list[tuple[IPNetwork, IPAddress | None]] = []
         doing = f"listing routes in {self.where}"
-        for family in (AF_INET, AF_INET6):
-            query = route_message(family=family, table=RT_TABLE_MAIN, attrs=[("RTA_OIF", index)])
-            for msg in _dump(doing, self.sock, query, RTM_GETROUTE):
-                table = _attr(msg, "RTA_TABLE") or msg["table"]
-                if table != RT_TABLE_MAIN or _attr(msg, "RTA_OIF") != index:
-                    continue
-                dst = _attr(msg, "RTA_DST")
-                default = "0.0.0.0" if family == AF_INET else "::"
-                network = ipaddress.ip_network(f"{dst or default}/{msg['dst_len']}", strict=False)
-                gw = _attr(msg, "RTA_GATEWAY")
-                out.append((network, ipaddress.ip_address(gw) if gw else None))
+        for version in sorted(versions):
+            request = rtmsg.route_request(_family(version), RT_TABLE_MAIN, index)
+            found = _query_dump(
+                doing,
+                self.sock,
+                request,
+                kind=RTM_GETROUTE,
+                answer=RTM_NEWROUTE,
+                parse=parse_route,
+            )
+            # Filtered by the kernel too (strict checking), but not by an old one.
+            out += [
+                (route.dst, route.gateway)
+                for route in found
+                if route.table == RT_TABLE_MAIN and route.oif == index
+            ]
         return out
 
     def wait_operstate_up(self, index: int, what: str, delays_ms: tuple[int, ...]) -> str:

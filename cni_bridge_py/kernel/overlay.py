@@ -24,12 +24,12 @@ from cni_bridge_py.kernel.netlink import (
     RT_SCOPE_UNIVERSE,
     RT_TABLE_MAIN,
     RTN_UNICAST,
-    Link,
     NetlinkSession,
     _dump,
     _linkinfo,
     _netlink,
 )
+from cni_bridge_py.kernel.rtmsg import Link
 from cni_bridge_py.kernel.rtnl import (
     NLM_F_ACK,
     NLM_F_CREATE,

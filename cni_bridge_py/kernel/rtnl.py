@@ -189,17 +189,39 @@ class RtnlSocket:
     def request(self, msg: Any, kind: int, flags: int = NLM_F_ACK) -> list[Any]:
         """Send `msg` as a `kind` request and collect the answer: the messages the kernel
         returned (a get, a dump), or none (an acknowledged change). RtnlError on refusal."""
-        self._sequence += 1
-        sequence = self._sequence
+        sequence = self._next_sequence()
         header = msg["header"]
         header["type"] = kind
         header["flags"] = NLM_F_REQUEST | flags
         header["sequence_number"] = sequence
         msg.encode()
         self._sock.send(msg.data)
+        return self._collect(sequence, flags, _decode_pyroute2)
+
+    def query(
+        self, kind: int, flags: int, body: bytes, answer: int, parse: Callable[[bytes, int, int], M]
+    ) -> list[M]:
+        """A read packed by the caller (rtmsg.py): `body` is what follows nlmsghdr; each
+        answer of type `answer` is parsed from its whole message, the others are skipped."""
+        sequence = self._next_sequence()
+        header = _HEADER.pack(_HEADER.size + len(body), kind, NLM_F_REQUEST | flags, sequence, 0)
+        self._sock.send(header + body)
+
+        def decode(data: bytes, mtype: int, offset: int, end: int) -> M | None:
+            return parse(data, offset, end) if mtype == answer else None
+
+        return self._collect(sequence, flags, decode)
+
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    def _collect(
+        self, sequence: int, flags: int, decode: Callable[[bytes, int, int, int], M | None]
+    ) -> list[M]:
         dumping = flags & NLM_F_DUMP == NLM_F_DUMP
         wants_ack = bool(flags & NLM_F_ACK)
-        answers: list[Any] = []
+        answers: list[M] = []
         interrupted = False
         while True:
             data = self._sock.recv(RECV_BUFFER)
@@ -218,14 +240,21 @@ class RtnlSocket:
                             raise DumpInterrupted
                         return answers
                     interrupted |= bool(mflags & NLM_F_DUMP_INTR)
-                    decoder = _DECODERS.get(mtype)
-                    if decoder is not None:
-                        answer = decoder(data[offset:end])
-                        answer.decode()
+                    answer = decode(data, mtype, offset, end)
+                    if answer is not None:
                         answers.append(answer)
                     if not dumping and not wants_ack and not mflags & NLM_F_MULTI:
                         return answers  # a get: one answer, no acknowledgement
                 offset = (end + 3) & ~3
+
+
+def _decode_pyroute2(data: bytes, mtype: int, offset: int, end: int) -> Any:
+    decoder = _DECODERS.get(mtype)
+    if decoder is None:
+        return None
+    answer = decoder(data[offset:end])
+    answer.decode()
+    return answer
 
 
 def _raise_if_error(data: bytes, offset: int, flags: int) -> None:

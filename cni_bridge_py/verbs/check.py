@@ -24,7 +24,7 @@ def check(request: Request, conf: NetConf, ports: Ports) -> None:
     if prev is None:
         raise InvalidConfig("CHECK needs prevResult", "pass the result of ADD as prevResult")
     ports.check_netns(request.netns)
-    _check_reservation(request, conf, ports)
+    _check_reservation(request, conf, ports, prev)
     bridge_entry = _find(prev, conf.bridge, sandbox=None)
     container_entry = _find(prev, request.ifname, sandbox=request.netns)
     bridge = _check_bridge(ports.host, conf, bridge_entry)
@@ -44,8 +44,9 @@ def _find(prev: Result, name: str, sandbox: str | None) -> Interface:
     raise CheckFailed(f"prevResult has no interface {name!r}{where}")
 
 
-def _check_reservation(request: Request, conf: NetConf, ports: Ports) -> None:
-    ports.ipam(conf.ipam, request).check(Attachment(request.container_id, request.ifname))
+def _check_reservation(request: Request, conf: NetConf, ports: Ports, prev: Result) -> None:
+    who = Attachment(request.container_id, request.ifname)
+    ports.ipam(conf.ipam, request).check(who, [ip.address.ip for ip in prev.ips])
 
 
 def _check_bridge(host: Links, conf: NetConf, expected: Interface) -> LinkView:
@@ -101,8 +102,12 @@ def _check_addresses_and_routes(
     for ip in ips:
         if ip.address not in present:
             raise CheckFailed(f"{request.ifname} lacks address {ip.address}")
-    routes = set(container.routes(link.index))
-    for route in plan.kernel_routes(prev.routes, ips):
+    expected = plan.kernel_routes(prev.routes, ips)
+    if not expected:
+        return
+    # Only the families prevResult routes: each is one dump.
+    routes = set(container.routes(link.index, {route.dst.version for route in expected}))
+    for route in expected:
         if (route.dst, route.gateway) not in routes:
             raise CheckFailed(f"{request.ifname} lacks route {route.dst} via {route.gateway}")
 

@@ -3,7 +3,7 @@ changes (add, delete, gc) logged in the shared Calls and able to fail when armed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
 from typing import TypeVar
 
 from cni_bridge_py.errors import IOFailure
@@ -27,8 +27,8 @@ class RecordingIpam:
     def delete(self, who: Attachment) -> list[IPInterface]:
         return self._logged("delete", _name(who), lambda: self.inner.delete(who))
 
-    def check(self, who: Attachment) -> None:
-        self.inner.check(who)
+    def check(self, who: Attachment, likely: Sequence[IPAddress] = ()) -> None:
+        self.inner.check(who, likely)
 
     def gc(self, valid: Set[tuple[str, str]]) -> list[IPAddress]:
         return self._logged("gc", "*", lambda: self.inner.gc(valid))

@@ -17,7 +17,7 @@ import errno
 import ipaddress
 import itertools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -281,7 +281,9 @@ class FakeLinks:
         if (dst, gateway) not in record.routes:  # an identical route: EEXIST, fine
             record.routes.append((dst, gateway))
 
-    def routes(self, index: int) -> list[tuple[IPNetwork, IPAddress | None]]:
+    def routes(
+        self, index: int, versions: Collection[int] = (4, 6)
+    ) -> list[tuple[IPNetwork, IPAddress | None]]:
         doing = f"listing routes of #{index} in {self.where}"
         self._read("routes", f"#{index}", lambda e: KernelError(doing, e))
         record = self._links.get(index)
@@ -291,7 +293,7 @@ class FakeLinks:
         connected: list[tuple[IPNetwork, IPAddress | None]] = (
             [(a.network, None) for a in record.addresses] if record.up else []
         )
-        return connected + list(record.routes)
+        return [r for r in connected + list(record.routes) if r[0].version in versions]
 
     def wait_operstate_up(self, index: int, what: str, delays_ms: tuple[int, ...]) -> str:
         doing = f"looking up link #{index} in {self.where}"

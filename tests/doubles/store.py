@@ -40,6 +40,9 @@ class MemoryStore:
     def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]:
         return [a for a, owner in self.held.items() if owner == (container_id, ifname)]
 
+    def holds(self, addr: IPAddress, container_id: str, ifname: str) -> bool:
+        return self.held.get(addr) == (container_id, ifname)
+
     def owners(self) -> list[tuple[IPAddress, Owner]]:
         return [(a, Owner(cid, ifname)) for a, (cid, ifname) in self.held.items()]
 

@@ -456,3 +456,43 @@ def test_a_symlinked_network_directory_is_refused(tmp_path: Path) -> None:
         DiskStore(str(data_dir), "mynet")
     assert "symlink" in info.value.msg
     assert entries(outside) == ["10.188.0.9"]
+
+
+def test_holds_reads_one_reservation(store: DiskStore, tmp_path: Path) -> None:
+    directory = tmp_path / "mynet"
+    store.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    (directory / "10.188.0.7").write_bytes(b"blue")  # legacy: the container ID only
+    assert store.holds(ip("10.188.0.2"), "red", "eth0")
+    assert not store.holds(ip("10.188.0.2"), "red", "eth1")
+    assert not store.holds(ip("10.188.0.2"), "blue", "eth0")
+    assert store.holds(ip("10.188.0.7"), "blue", "eth0")
+    assert not store.holds(ip("10.188.0.9"), "red", "eth0")  # no such file
+
+
+def test_holds_ignores_what_reservations_skip(store: DiskStore, tmp_path: Path) -> None:
+    directory = tmp_path / "mynet"
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"red\r\neth0")
+    (directory / "10.188.0.5").symlink_to(target)
+    (directory / "10.188.0.6").mkdir()
+    assert not store.holds(ip("10.188.0.5"), "red", "eth0")
+    assert not store.holds(ip("10.188.0.6"), "red", "eth0")
+
+
+def test_holds_any_looks_at_the_likely_addresses_first(
+    store: DiskStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.reserve("red", "eth0", ip("10.188.0.2"), 0)
+    store.reserve("blue", "eth0", ip("10.188.0.3"), 0)
+    red = Attachment("red", "eth0")
+
+    def no_scan() -> list[object]:
+        raise AssertionError("the whole store was read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "reservations", no_scan)
+        assert allocator.holds_any(store, red, [ip("10.188.0.2")])
+    # A wrong or missing hint falls back to the whole store: the same answer as owned().
+    assert allocator.holds_any(store, red, [ip("10.188.0.3")])
+    assert allocator.holds_any(store, red)
+    assert not allocator.holds_any(store, Attachment("red", "eth1"), [ip("10.188.0.2")])
