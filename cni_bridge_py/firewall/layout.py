@@ -144,18 +144,24 @@ def _setup_batch(
     wanted = chain_rules(request, family)
     accepts, masquerade = wanted[:-1], wanted[-1]
     for rule in accepts:
-        if _normalise(rule) not in have:
+        if _absent(rule, have):
             # Inserted, so every ACCEPT stays ahead of the chain's MASQUERADE.
             lines.append("-I" + rule[2:].replace(f" {request.chain} ", f" {request.chain} 1 ", 1))
-    if _normalise(masquerade) not in have:
+    if _absent(masquerade, have):
         lines.append(masquerade)
     for addr in request.addresses:
         if addr.version == family:
             jump = jump_rule(request, addr)
-            if _normalise(jump) not in have:
+            if _absent(jump, have):
                 lines.append(jump)
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+def _absent(rule: str, have: set[tuple[str, ...]]) -> bool:
+    # Nothing to compare with on every ADD's blind batch: skip the unquoting (shlex costs
+    # ~0.2 ms a rule).
+    return not have or _normalise(rule) not in have
 
 
 def render_known_teardown(request: MasqRequest, family: int) -> str | None:
