@@ -7,8 +7,9 @@ import pytest
 
 from tools.bench.load import LOAD_LIMIT, quotable, wait_for_quiet
 from tools.bench.profile import importtime_summary
-from tools.bench.report import Row, Table, markdown_table, tally
+from tools.bench.report import Row, Table, floor_notes, markdown_table, tally
 from tools.bench.results import Results, Series
+from tools.bench.runtimes import NOOP
 from tools.bench.scenarios import Plan, rotate
 
 ALL_OK = {"reference": "ok", "one-shot": "ok", "agent": "ok", "podman": "ok", "ctr": "ok"}
@@ -108,6 +109,50 @@ def test_end_to_end_rows_judge_podman_network_cost_and_the_whole_ctr_run() -> No
     ctr_cost = rows["ctr run --rm, network cost (--cni - without)"]
     assert ctr_cost.ratios["agent"] == pytest.approx(1.2)
     assert ctr_cost.targets == []  # shown: the target is on the whole run
+
+
+FLOOR = "floor: podman run --rm, network cost with a plugin that does nothing (network - none)"
+ABOVE = "podman run --rm, network cost above the floor (cost - the no-op's cost)"
+
+
+def _floor(results: Results) -> Results:
+    """The no-op side: podman's own cost of a network, 40 ms (0.480 - 0.440)."""
+    results.get("podman network", NOOP).seconds.extend([0.480] * 3)
+    results.get("podman none", NOOP).seconds.extend([0.440] * 3)
+    return results
+
+
+def test_the_floor_rows_show_the_no_op_side_and_judge_nothing() -> None:
+    rows = _rows(_floor(_end_to_end(_results())), Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    floor = rows[FLOOR]
+    assert floor.raw["cost_s"] == pytest.approx({NOOP: 0.040})
+    text = "no-op side: 40.0 ms (480.0 ms - 440.0 ms)"
+    assert floor.cells == {"reference": text, "one-shot": "—", "agent": text}
+    assert floor.ratios == {} and floor.targets == []
+    above = rows[ABOVE]
+    assert above.raw["above_floor_s"] == pytest.approx({"reference": 0.110, "agent": 0.020})
+    assert above.raw["floor_s"] == pytest.approx(0.040)
+    assert above.cells["agent"] == "20.0 ms (60.0 ms - 40.0 ms)"
+    assert above.ratios["agent"] == pytest.approx(0.020 / 0.110)
+    assert above.targets == []
+    # The target stays ours / the reference's cost, not against the floor.
+    cost = rows["podman run --rm, network cost per container (network - none)"]
+    assert cost.ratios["agent"] == pytest.approx(0.4)
+
+
+def test_without_a_no_op_side_the_floor_rows_are_empty() -> None:
+    rows = _rows(_end_to_end(_results()), Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    assert rows[FLOOR].cells["reference"] == "no-op side: —"
+    assert rows[ABOVE].cells["agent"] == "—" and rows[ABOVE].ratios["agent"] is None
+    assert floor_notes(_end_to_end(_results())) == []
+
+
+def test_the_floor_note_says_the_target_is_against_the_reference() -> None:
+    (note,) = floor_notes(_floor(_end_to_end(_results())))
+    assert "40.0 ms per container" in note
+    assert "measured against the reference, not the floor" in note
+    assert "ours 60.0 ms / the reference's 150.0 ms = 0.40" in note
+    assert "the reference adds 110.0 ms and ours 20.0 ms" in note
 
 
 def test_a_lane_that_did_not_run_says_why_and_is_not_judged() -> None:

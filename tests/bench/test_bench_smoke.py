@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tools.bench.harness import NETNS_DIR, PREFIX, root_links
-from tools.bench.runtimes import CTR_TOOLS, PODMAN_TOOLS
+from tools.bench.runtimes import CTR_TOOLS, NOOP, PODMAN_TOOLS
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,8 @@ def test_the_table_is_printed_and_written(quick_run: dict[str, object]) -> None:
         for label in ("ADD, 3 sequential", "CHECK, 3 sequential", "DEL, 3 sequential",
                       "4 concurrent ADD, wall", "VERSION", "ADD with 5 attachments",
                       "podman run --rm, network cost per container (network - none)",
+                      "floor: podman run --rm, network cost with a plugin that does nothing "
+                      "(network - none)",
                       "ctr run --rm --cni, whole run", "peak RSS, one ADD/CHECK/DEL"):  # fmt: skip
             assert f"| {label} |" in text, label
     assert "## Method" in md and "## Results" in md
@@ -89,23 +91,24 @@ def test_every_call_succeeded_and_nothing_is_left(quick_run: dict[str, object]) 
 
 @pytest.mark.timeout(600)
 def test_the_runtimes_ran_both_sides_and_reached_the_agent(quick_run: dict[str, object]) -> None:
-    """podman and ctr ran every variant on both sides (or the lane says what is missing), and
-    the agent's log shows a request for each networked run: the plugin the runtime executed
-    found it at the default socket, without CNI_BRIDGE_PY_AGENT."""
+    """podman and ctr ran every variant on both sides, podman on the no-op side too (or the
+    lane says what is missing), and the agent's log shows a request for each networked run:
+    the plugin the runtime executed found it at the default socket, without
+    CNI_BRIDGE_PY_AGENT."""
     doc = quick_run["doc"]
     assert isinstance(doc, dict)
     if doc["lanes"]["agent"] != "ok":
         pytest.skip("no agent in this build: the end-to-end lanes need it")
-    for lane, tools, metrics in (
-        ("podman", PODMAN_TOOLS, ("podman network", "podman none")),
-        ("ctr", CTR_TOOLS, ("ctr cni", "ctr none")),
+    for lane, tools, metrics, sides in (
+        ("podman", PODMAN_TOOLS, ("podman network", "podman none"), ("reference", "agent", NOOP)),
+        ("ctr", CTR_TOOLS, ("ctr cni", "ctr none"), ("reference", "agent")),
     ):
         if any(shutil.which(tool) is None for tool in tools):
             assert doc["lanes"][lane].startswith("not available"), doc["lanes"][lane]
             continue
         assert doc["lanes"][lane] == "ok", doc["lanes"][lane]
         for metric in metrics:
-            for side in ("reference", "agent"):
+            for side in sides:
                 series = doc["series"][metric][side]
                 assert series["failed"] == [], (metric, side, series["failed"])
                 assert len(series["seconds"]) == 2, (metric, side)

@@ -22,6 +22,7 @@ from tools.bench.load import LOAD_LIMIT, quotable, wait_for_quiet
 from tools.bench.profile import VERBS, run_profile
 from tools.bench.report import (
     Table,
+    floor_notes,
     machine,
     markdown_table,
     render_markdown,
@@ -279,6 +280,7 @@ def notes(doc: dict[str, Any], results: Results) -> list[str]:
     if results.rss_method.startswith("os.wait4"):
         out.append(f"Peak RSS: {results.rss_method}.")
     out += results.info
+    out += floor_notes(results)
     front, oneshot = (_peak(results, lane) for lane in ("agent", "one-shot"))
     if front and oneshot and front >= 0.8 * oneshot:
         out.append(

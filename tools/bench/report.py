@@ -18,6 +18,7 @@ import cni_bridge_py
 from tools.bench.cri import cri_markdown
 from tools.bench.results import Results, Series
 from tools.bench.runtimes import BRIDGE as RUNTIME_BRIDGE
+from tools.bench.runtimes import NOOP, noop_result
 from tools.bench.scenarios import FLOOR, RSS_CALLS, Plan
 from tools.bench.sides import CNI_VERSION, NETWORK, SUBNET
 
@@ -62,6 +63,14 @@ class Row:
 
 def ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _cost_ratio(ours: float | None, reference: float | None) -> float | None:
+    """ours / reference; a reference cost at or below zero is noise, not a measurement: no
+    ratio is made of it."""
+    if ours is None or reference is None or reference <= 0:
+        return None
+    return ours / reference
 
 
 def _failed(series: Series) -> str:
@@ -117,6 +126,19 @@ class Table:
                 "podman run --rm, network cost per container (network - none)",
                 "podman cost",
             ),
+            self.runtime_floor(
+                "podman",
+                "podman network",
+                "podman none",
+                "floor: podman run --rm, network cost with a plugin that does nothing "
+                "(network - none)",
+            ),
+            self.above_floor(
+                "podman",
+                "podman network",
+                "podman none",
+                "podman run --rm, network cost above the floor (cost - the no-op's cost)",
+            ),
             self.runtime_timing("ctr", "ctr cni", "ctr run --rm --cni, whole run"),
             self.runtime_timing("ctr", "ctr none", "ctr run --rm without --cni"),
             self.runtime_cost(
@@ -151,6 +173,13 @@ class Table:
         self._judge(row, metric)
         return row
 
+    def _cost(self, with_net: str, without: str, lane: str) -> tuple[float | None, str]:
+        """A side's median with the network minus its median without, and that as a cell."""
+        a, b = self._median(with_net, lane), self._median(without, lane)
+        if a is None or b is None:
+            return None, "—"
+        return a - b, f"{ms(a - b)} ({ms(a)} - {ms(b)})"
+
     def runtime_cost(
         self, runtime: str, with_net: str, without: str, label: str, metric: str = ""
     ) -> Row:
@@ -158,18 +187,35 @@ class Table:
         costs: dict[str, float | None] = {}
 
         def cell(lane: str) -> str:
-            a, b = self._median(with_net, lane), self._median(without, lane)
-            costs[lane] = a - b if a is not None and b is not None else None
-            return "—" if costs[lane] is None else f"{ms(costs[lane])} ({ms(a)} - {ms(b)})"
+            costs[lane], text = self._cost(with_net, without, lane)
+            return text
 
         row = Row(label, self._runtime_cells(runtime, cell), raw={"cost_s": costs})
-        ours, reference = costs.get("agent"), costs.get("reference")
-        # A cost at or below zero is noise, not a measurement: no ratio is made of it.
-        row.ratios["agent"] = ours / reference if ours is not None and reference else None
-        if reference is not None and reference <= 0:
-            row.ratios["agent"] = None
+        row.ratios["agent"] = _cost_ratio(costs.get("agent"), costs.get("reference"))
         if metric:
             self._judge(row, metric)
+        return row
+
+    def runtime_floor(self, runtime: str, with_net: str, without: str, label: str) -> Row:
+        """The no-op side's cost: what the runtime spends on a network with no plugin work,
+        the floor under both sides' costs (so shown in each side's column, not judged)."""
+        floor, text = self._cost(with_net, without, NOOP)
+        cells = self._runtime_cells(runtime, lambda _lane: f"{NOOP} side: {text}")
+        return Row(label, cells, raw={"cost_s": {NOOP: floor}})
+
+    def above_floor(self, runtime: str, with_net: str, without: str, label: str) -> Row:
+        """Each side's cost minus the no-op side's: what its plugin adds above the floor."""
+        floor, _text = self._cost(with_net, without, NOOP)
+        above: dict[str, float | None] = {}
+
+        def cell(lane: str) -> str:
+            cost, _text = self._cost(with_net, without, lane)
+            above[lane] = cost - floor if cost is not None and floor is not None else None
+            return "—" if above[lane] is None else f"{ms(above[lane])} ({ms(cost)} - {ms(floor)})"
+
+        row = Row(label, self._runtime_cells(runtime, cell))
+        row.raw = {"above_floor_s": above, "floor_s": floor}
+        row.ratios["agent"] = _cost_ratio(above.get("agent"), above.get("reference"))
         return row
 
     def _cells(self, text: Callable[[str], str]) -> dict[str, str]:
@@ -253,6 +299,28 @@ class Table:
 
     def _series(self, lane: str, *metrics: str) -> list[Series]:
         return [s for m in metrics if (s := self.results.find(m, lane)) is not None]
+
+
+def floor_notes(results: Results) -> list[str]:
+    """The podman floor in words: the no-op side's network cost against both sides' costs."""
+
+    def cost(lane: str) -> float | None:
+        a, b = (results.find(m, lane) for m in ("podman network", "podman none"))
+        x, y = (a.median() if a else None), (b.median() if b else None)
+        return x - y if x is not None and y is not None else None
+
+    floor, reference, ours = cost(NOOP), cost("reference"), cost("agent")
+    if floor is None or reference is None or ours is None:
+        return []
+    ratio = _cost_ratio(ours, reference)
+    return [
+        f"podman floor: with a plugin that does nothing (the {NOOP} side), a network costs "
+        f"podman {ms(floor)} per container (network - none): what podman itself spends (its "
+        f"netns, libcni, its cleanup) with no plugin work. The target's ratio is measured "
+        f"against the reference, not the floor: ours {ms(ours)} / the reference's "
+        f"{ms(reference)} = {'—' if ratio is None else f'{ratio:.2f}'}; above the floor the "
+        f"reference adds {ms(reference - floor)} and ours {ms(ours - floor)}."
+    ]
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -372,9 +440,9 @@ METHOD = """\
   `/run/netns` are the side's own. The container is busybox-static's root filesystem (as
   tests/runtimes builds it) running `true`. Each runtime command is one process timed from
   spawn to reaping (`nsenter` into the side's namespaces, which execs the runtime, included on
-  both sides); the four variants of a lane (two sides, with and without the network) are
+  both sides); the variants of a lane (each side with and without the network) are
   interleaved run by run, the order rotating each iteration: one untimed run of each, then
-  {runtime_runs} timed runs of each. Afterwards nothing may be left in either side's namespaces
+  {runtime_runs} timed runs of each. Afterwards nothing may be left in any side's namespaces
   (veth, NAT rule, reservation, libcni cache file), except the reference's NAT chains after
   ctr's DELs (containernetworking/plugins#810), which are counted in the notes.
 - **End to end: podman.** podman {podman_version} with the CNI backend, on private storage
@@ -382,7 +450,12 @@ METHOD = """\
   `CONTAINERS_STORAGE_CONF`), the root filesystem `podman import`ed as an image:
   `podman run --rm --network {network} --cgroup-parent /<tmp> --cap-add NET_RAW <image> true`,
   and the same with `--network none`. The network cost per container is a side's median with
-  the network minus its median with `--network none`.
+  the network minus its median with `--network none`. podman runs on a third side too, the
+  no-op plugin: its `/opt/cni/bin` holds, as `bridge` and `host-local`, a `#!/bin/sh` script
+  that reads and discards its stdin, answers ADD with a fixed CNI {cni_version} result (`eth0`
+  in the container's netns, {noop_address}), DEL and CHECK with nothing, and makes no kernel
+  change; its network cost is the floor rows' figure, what podman spends on a network (its
+  netns, libcni, its cleanup) with no plugin work.
 - **End to end: ctr.** One private containerd {containerd_version} (its own config, root,
   state, socket and opt dir, CRI off; tests/runtimes/containerd.py); each side's `ctr` runs in
   that side's namespaces (with `/run/containerd` the daemon's fifo dir): `ctr --address <sock>
@@ -405,7 +478,9 @@ METHOD = """\
   1.0, DEL ≤ 0.5, CHECK ≤ 1.0, 20- and 64-concurrent ADD wall ≤ 0.75 with zero failed calls or
   checks (one-shot too); one-shot ADD ≤ 4.0; VERSION and errors ≤ 4.0 (both lanes); ADD with
   the most attachments ≤ 1.2 x ADD with none (same lane); `podman run --rm` network cost per
-  container with the agent ≤ 0.5 x the reference's; `ctr run --rm --cni` with the agent ≤ 1.0
+  container with the agent ≤ 0.5 x the reference's (a ratio against the reference's cost, not
+  against the floor: the no-op side's cost, what podman spends with no plugin work, is shown
+  as a floor row, not judged); `ctr run --rm --cni` with the agent ≤ 1.0
   x the reference's. A target whose measurement did not run reads n/a.
 - **Profiles.** `python -m tools.bench --profile add` (also `check`, `del`,
   `version`, `error`; `--profile-mode agent`, `--profile-attachments N`) runs one call of ours
@@ -453,6 +528,7 @@ def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str
         runtime_runs=plan["runtime_runs"],
         bridge=RUNTIME_BRIDGE,
         network=NETWORK,
+        noop_address=noop_result()["ips"][0]["address"],
         podman_version=doc["versions"].get("podman", "?"),
         containerd_version=doc["versions"].get("containerd", "?"),
     )

@@ -15,11 +15,17 @@ conmon starts with a 16-variable environment), so on ours' side /run/cni-bridge-
 directory (mode 0700) and the agent listens on the plugin's default socket in it, started with
 nsenter into the side's mount and network namespaces: the network namespace the runtime's
 plugins run in, which the agent insists on.
+
+The podman lane has a third side, the no-op plugin: its /opt/cni/bin holds, as `bridge` and
+`host-local`, a shell script that reads its stdin, answers ADD with a fixed result and makes
+nothing. Its network cost (network - none) is the floor: what podman itself spends on a
+network (its netns, libcni, its cleanup process) with no plugin work at all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -49,6 +55,9 @@ AGENT_SOCKET = f"{AGENT_DIR}/agent.sock"
 LAUNCHER = "/opt/cni/bin/cni-bridge-py"  # as seen inside a side's mount namespace
 BRIDGE = f"{PREFIX}br0"
 SIDES = (("reference", "ref"), ("agent", "agt"))
+NOOP = "no-op"
+PODMAN_SIDES = (*SIDES, (NOOP, "nop"))  # the floor: podman's own cost of a network
+SUPPORTED_VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"]  # the no-op's
 RUN_TIMEOUT_S = 120.0
 # Debian package per executable a lane drives.
 PODMAN_TOOLS = {"podman": "podman", "conmon": "conmon", "runc": "runc", "nsenter": "util-linux"}
@@ -80,6 +89,44 @@ def conflist() -> dict[str, Any]:
     return {"cniVersion": CNI_VERSION, "name": NETWORK, "plugins": [plugin]}
 
 
+def noop_result() -> dict[str, Any]:
+    """The no-op plugin's ADD result, all but the sandbox: one interface and one address of the
+    conflist's subnet (.2, its gateway .1). The same address every run: podman's CNI backend
+    leaves IPAM to the plugins, and each container is removed before the next starts."""
+    subnet = ipaddress.ip_network(SUBNET)
+    return {
+        "cniVersion": CNI_VERSION,
+        "interfaces": [{"name": "eth0", "mac": "02:00:00:00:00:02", "sandbox": "%s"}],
+        "ips": [
+            {
+                "address": f"{subnet[2]}/{subnet.prefixlen}",
+                "gateway": str(subnet[1]),
+                "interface": 0,
+            }
+        ],
+    }
+
+
+def noop_plugin() -> str:
+    """A CNI plugin that does nothing: stdin read and discarded (a shell builtin, no fork), ADD
+    answered with noop_result() for $CNI_NETNS, VERSION with the versions up to CNI_VERSION,
+    DEL and CHECK (and anything else) a bare exit 0."""
+    result = json.dumps(noop_result(), separators=(",", ":"))
+    versions = json.dumps(
+        {"cniVersion": CNI_VERSION, "supportedVersions": SUPPORTED_VERSIONS},
+        separators=(",", ":"),
+    )
+    return f"""#!/bin/sh
+# The benchmark's no-op CNI plugin (tools/bench/runtimes.py): no kernel changes at all.
+while read -r _; do :; done
+case "$CNI_COMMAND" in
+ADD) printf '{result}\\n' "$CNI_NETNS" ;;
+VERSION) printf '%s\\n' '{versions}' ;;
+esac
+exit 0
+"""
+
+
 def missing_tools(tools: dict[str, str]) -> list[str]:
     """The Debian packages to install for `tools` (executable -> package)."""
     return sorted({pkg for exe, pkg in tools.items() if shutil.which(exe) is None})
@@ -99,7 +146,7 @@ class LaneUnavailable(Exception):
 class Side:
     """One side of a lane: its namespaces (a seed host) and, for ours, its agent."""
 
-    label: str  # "reference" or "agent"
+    label: str  # "reference", "agent" or (podman only) "no-op"
     short: str
     seed: SeedHost
     agent: Agent | None = None
@@ -130,12 +177,7 @@ def make_side(ws: Workspace, label: str, short: str, scratch: Path) -> Side:
     """A seed host with the side's plugins and the conflist; ours' agent on the default socket."""
     seed = SeedHost.make(scratch / "seed", hide_reference=True)
     ws.stoppers.append(seed.ns.close)  # ended with the workspace even if this lane fails
-    bin_dir = seed.dir("/opt/cni/bin")
-    if label == "reference":
-        for plugin in ("bridge", "host-local"):
-            shutil.copy2(REFERENCE_DIR / plugin, bin_dir / plugin)
-    else:
-        install(bin_dir, aliases=("bridge", "host-local"))
+    install_plugins(label, seed.dir("/opt/cni/bin"))
     conf_path = seed.dir("/etc/cni/net.d") / f"10-{NETWORK}.conflist"
     conf_path.write_text(json.dumps(conflist(), indent=2) + "\n")
     side = Side(label, short, seed)
@@ -146,6 +188,19 @@ def make_side(ws: Workspace, label: str, short: str, scratch: Path) -> Side:
         side.agent = Agent(ws, seed.ns.argv(), LAUNCHER, Path(AGENT_SOCKET), scratch / "agent.log")
         side.agent.start()
     return side
+
+
+def install_plugins(label: str, bin_dir: Path) -> None:
+    """The side's `bridge` and `host-local`: the reference's, ours, or the no-op script."""
+    if label == "reference":
+        for plugin in ("bridge", "host-local"):
+            shutil.copy2(REFERENCE_DIR / plugin, bin_dir / plugin)
+    elif label == NOOP:
+        for plugin in ("bridge", "host-local"):
+            (bin_dir / plugin).write_text(noop_plugin())
+            (bin_dir / plugin).chmod(0o755)
+    else:
+        install(bin_dir, aliases=("bridge", "host-local"))
 
 
 @dataclass
@@ -267,7 +322,8 @@ def rootfs(ws: Workspace) -> Path:
 
 def podman_lane(ws: Workspace, results: Results, runs: int) -> None:
     """`podman run --rm --network <net> IMAGE true` and the same with `--network none`, on
-    each side's podman (private storage holding the imported busybox image)."""
+    each side's podman (private storage holding the imported busybox image); the sides are the
+    reference, ours with its agent and the no-op plugin (the floor)."""
     if missing := missing_tools(PODMAN_TOOLS):
         raise LaneUnavailable(f"not installed: apt-get install {' '.join(missing)}")
     image_root = rootfs(ws)
@@ -275,7 +331,7 @@ def podman_lane(ws: Workspace, results: Results, runs: int) -> None:
     podmans: list[tuple[Podman, Path]] = []
     try:
         variants: list[Variant] = []
-        for label, short in SIDES:
+        for label, short in PODMAN_SIDES:
             scratch = ws.tmp / f"pm-{short}"
             side = make_side(ws, label, short, scratch)
             sides.append(side)
