@@ -105,6 +105,27 @@ class Immediate:
         return None
 
 
+# Starts work that may run beside the caller's; the returned function waits for it and
+# raises what it raised.
+Alongside = Callable[[Callable[[], None]], Callable[[], None]]
+
+
+def in_turn(work: Callable[[], None]) -> Callable[[], None]:
+    """Alongside without a second thread: the work runs now, and its failure is raised at the
+    wait, where a thread's would be (the fakes, and whatever must stay ordered)."""
+    failure: list[Exception] = []
+    try:
+        work()
+    except Exception as exc:  # raised at the wait, as from a thread
+        failure.append(exc)
+
+    def wait() -> None:
+        if failure:
+            raise failure[0]
+
+    return wait
+
+
 class Sysctl(Protocol):
     def write(self, key: str, value: str, *, required: bool = True) -> None: ...
 
@@ -132,3 +153,6 @@ class Ports:
     # macspoofchk (firewall): the nft spoof checker, None when nft is missing.
     spoof: Callable[[], SpoofChecker | None] = lambda: None
     background: Background = field(default_factory=Immediate)
+    # ADD writes the masquerade rules (an iptables-restore process: milliseconds of waiting)
+    # while it configures the container and the gateway.
+    alongside: Alongside = in_turn

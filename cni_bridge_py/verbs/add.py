@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from collections.abc import Callable
 
 from cni_bridge_py import plan, vlan
 from cni_bridge_py.cluster.leased import masq_addresses
@@ -17,7 +19,12 @@ from cni_bridge_py.ports import Links, LinkView, PortFlags, Ports
 from cni_bridge_py.record import field, record
 from cni_bridge_py.request import Request
 from cni_bridge_py.result import DNS, Interface, IPConfig, Result, Route
-from cni_bridge_py.verbs.bridge import configure_gateway, ensure_bridge, pin_mac
+from cni_bridge_py.verbs.bridge import (
+    check_gateway_conflicts,
+    configure_gateway,
+    ensure_bridge,
+    pin_mac,
+)
 from cni_bridge_py.verbs.container import configure_container
 from cni_bridge_py.verbs.rollback import Rollback
 
@@ -56,13 +63,18 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         pin_mac(ports, conf, done.bridge)
         fault_point(request, "veth")
         _macspoofchk(request, conf, ports, done.host_veth, undo)
+        # Every check a config or an environment can fail has passed (the interface name
+        # with the veth, the bridge's other addresses here): the rules, which a failed ADD
+        # would leave as an empty nat table, may be written beside the next two steps.
+        check_gateway_conflicts(conf, ports, done.bridge, done.ips)
+        masquerade = _start_masquerade(request, conf, ports, done, undo)
         done.container = configure_container(
             request, conf, ports, container, ips=done.ips, routes=done.routes
         )
         fault_point(request, "container")
         configure_gateway(conf, ports, done.bridge, done.ips, port=done.host_veth, undo=undo)
         fault_point(request, "gateway")
-        _masquerade(request, conf, ports, done, undo)
+        masquerade()
         fault_point(request, "masq")
         if not conf.disable_container_interface:
             _wait_port_up(ports, done.host_veth)
@@ -148,11 +160,14 @@ def _macspoofchk(
     undo.push("macspoofchk rules", lambda: checker.teardown(spec))
 
 
-def _masquerade(
+def _start_masquerade(
     request: Request, conf: NetConf, ports: Ports, done: Attached, undo: Rollback
-) -> None:
+) -> Callable[[], None]:
+    """The rules depend only on the network, the container and its addresses: they are
+    written while the container and the gateway are configured; the returned function waits
+    for them. Undone (after that wait) like every other step."""
     if not conf.ip_masq or not done.ips:
-        return
+        return lambda: None
     backend = ports.masq(conf.ip_masq_backend)
     if backend is None:
         wanted = conf.ip_masq_backend or "iptables or nftables"
@@ -162,8 +177,15 @@ def _masquerade(
         )
     addresses = masq_addresses(conf, (ip.address for ip in done.ips))
     masq = MasqRequest(conf.name, request.container_id, addresses, request.ifname)
-    backend.setup(masq)
-    undo.push("masquerade rules", lambda: backend.teardown(masq))
+    written = ports.alongside(lambda: backend.setup(masq))
+
+    def undo_masquerade() -> None:
+        with contextlib.suppress(Exception):
+            written()  # its own failure is the ADD's error, raised where it is awaited
+        backend.teardown(masq)
+
+    undo.push("masquerade rules", undo_masquerade)
+    return written
 
 
 def _wait_port_up(ports: Ports, veth: LinkView) -> None:

@@ -95,10 +95,32 @@ def configure_gateway(
         ports.sysctl.write("net/ipv6/conf/all/forwarding", "1")
 
 
+def check_gateway_conflicts(
+    conf: NetConf, ports: Ports, bridge: LinkView, ips: list[IPConfig]
+) -> None:
+    """configure_gateway's refusal, made early: the bridge has another address where a
+    gateway goes and the config does not allow replacing it."""
+    wanted = plan.bridge_addresses(ips, conf)
+    if not wanted or conf.force_address:
+        return
+    present = [a for a in ports.host.addresses(bridge.index) if a not in wanted]
+    for gateway in wanted:
+        _conflicts(gateway, present, conf)
+
+
 def _clear_conflicts(
     host: Links, bridge: LinkView, gateway: IPInterface, present: list[IPInterface], conf: NetConf
 ) -> None:
-    """The reference's ensureAddr: one IPv4 address per bridge; IPv6 ones may not overlap."""
+    for addr in _conflicts(gateway, present, conf):
+        host.delete_address(bridge.index, addr, f"bridge {conf.bridge}")
+
+
+def _conflicts(
+    gateway: IPInterface, present: list[IPInterface], conf: NetConf
+) -> list[IPInterface]:
+    """The reference's ensureAddr: one IPv4 address per bridge; IPv6 ones may not overlap.
+    The addresses `gateway` would replace (raises unless the config allows it)."""
+    found = []
     for addr in present:
         if addr == gateway or addr.ip.is_link_local or addr.version != gateway.version:
             continue
@@ -108,7 +130,8 @@ def _clear_conflicts(
                     f"{conf.bridge!r} already has an IP address different from {gateway}: {addr}",
                     'set "forceAddress": true to replace it, or use another bridge',
                 )
-            host.delete_address(bridge.index, addr, f"bridge {conf.bridge}")
+            found.append(addr)
+    return found
 
 
 def _undo_gateway(

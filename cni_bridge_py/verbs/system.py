@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from cni_bridge_py.firewall.backend import all_backends, default_backend, spoof_checker
@@ -47,4 +48,25 @@ def system_ports(
             notes=notes,
             background=background or Immediate(),
             spoof=lambda: spoof_checker(path_env),
+            alongside=_in_thread,
         )
+
+
+def _in_thread(work: Callable[[], None]) -> Callable[[], None]:
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the thread that waits
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="alongside", daemon=True)
+    worker.start()
+
+    def wait() -> None:
+        worker.join()
+        if failure:
+            raise failure[0]
+
+    return wait

@@ -55,10 +55,11 @@ def assert_only_the_bridge_left(
         ("bridge", []),
         ("ipam", [UNDO_IPAM]),
         ("veth", [UNDO_VETH, UNDO_IPAM]),
-        ("container", [UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-        ("gateway", [UNDO_GATEWAY, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-        ("masq", [UNDO_MASQ, UNDO_GATEWAY, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-        ("port", [UNDO_MASQ, UNDO_GATEWAY, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+        # The rules are started once the veth exists, beside the container and gateway steps.
+        ("container", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+        ("gateway", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+        ("masq", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+        ("port", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
     ],
 )
 def test_fault_point_undoes_every_earlier_step_newest_first(
@@ -88,6 +89,9 @@ class Failing(NamedTuple):
     call: str
     undone: list[str]
     top: dict[str, Any] = {}  # noqa: RUF012 - a default never mutated
+    # The step runs beside the next ones: its failure is raised where ADD waits for it, so
+    # those steps' changes come between the failure and the undo.
+    awaited_later: bool = False
 
 
 FAILING = [
@@ -101,16 +105,25 @@ FAILING = [
     Failing("host set_mac cni0", [UNDO_VETH, UNDO_IPAM]),
     Failing("spoof setup red-eth0", [UNDO_VETH, UNDO_IPAM]),
     Failing(
-        "red sysctl net/ipv6/conf/eth0/disable_ipv6", [UNDO_SPOOF, UNDO_VETH, UNDO_IPAM], DUAL_STACK
+        "red sysctl net/ipv6/conf/eth0/disable_ipv6",
+        ["iptables teardown red 10.0.0.2/24,fd00::2/64", UNDO_SPOOF, UNDO_VETH, UNDO_IPAM],
+        DUAL_STACK,
     ),
-    Failing("red add_address eth0", [UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("red set_up eth0", [UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("red set_up lo", [UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("red add_route eth0", [UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("host add_address cni0", [UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("host sysctl net/ipv4/ip_forward", [UNDO_GATEWAY, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("iptables setup red", [UNDO_GATEWAY, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("host wait_operstate_up", [UNDO_MASQ, UNDO_GATEWAY, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+    Failing("red add_address eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+    Failing("red set_up eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+    Failing("red set_up lo", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+    Failing("red add_route eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+    Failing("host add_address cni0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+    Failing(
+        "host sysctl net/ipv4/ip_forward",
+        [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM],
+    ),
+    Failing(
+        "iptables setup red",
+        [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM],
+        awaited_later=True,
+    ),
+    Failing("host wait_operstate_up", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
 ]
 
 
@@ -126,7 +139,8 @@ def test_a_failing_operation_is_the_error_and_everything_before_it_is_undone(
         run(world, "ADD", rollback_conf(**failing.top))
 
     assert caught.value is boom
-    assert world.calls.after_failure() == failing.undone
+    after = world.calls.after_failure()
+    assert (undo_calls(after) if failing.awaited_later else after) == failing.undone
     assert_only_the_bridge_left(world, red)
     assert world.notes.text() == ""
     assert capsys.readouterr() == ("", "")
