@@ -29,15 +29,27 @@ POSTROUTING = "POSTROUTING"
 NftRule = tuple[int, tuple[str, ...]]
 
 
-def parse_chain(listing: str) -> list[NftRule]:
-    """The rules of a `list chain` printed as JSON, in order."""
+def parse_chain(listing: str, jumping_to: str = "") -> list[NftRule]:
+    """The rules of a `list chain` printed as JSON, in order; with `jumping_to`, only those
+    that jump to that chain (POSTROUTING holds one jump per container: the others are not
+    worth putting into words)."""
     rules: list[NftRule] = []
     for item in cjson.loads(listing).get("nftables", ()):
         rule = item.get("rule") if isinstance(item, dict) else None
-        if isinstance(rule, dict) and isinstance(rule.get("handle"), int):
-            words = [w for expr in rule.get("expr", ()) for w in _words(expr)]
-            rules.append((rule["handle"], tuple(words)))
+        if not (isinstance(rule, dict) and isinstance(rule.get("handle"), int)):
+            continue
+        exprs = rule.get("expr") or [{}]
+        # The verdict is a rule's last statement: only it is looked at in the others.
+        if jumping_to and _jump_target(exprs[-1]) != jumping_to:
+            continue
+        words = [w for expr in exprs for w in _words(expr)]
+        rules.append((rule["handle"], tuple(words)))
     return rules
+
+
+def _jump_target(expr: Any) -> str | None:
+    body = expr.get("jump") if isinstance(expr, dict) else None
+    return body.get("target") if isinstance(body, dict) else None
 
 
 def _words(expr: dict[str, Any]) -> list[str]:

@@ -92,7 +92,7 @@ class RestoreIptables:
         try:
             if self._chain(family, request.chain) is None:
                 return True  # no chain: nothing can jump to it
-            postrouting = self._chain(family, view.POSTROUTING) or []
+            postrouting = self._chain(family, view.POSTROUTING, request.chain) or []
         except CannotTell:
             return False
         hosts = {str(a.ip) for a in request.addresses}
@@ -124,13 +124,14 @@ class RestoreIptables:
         except CannotTell:
             return False  # only the families with known addresses are written
 
-    def _chain(self, family: int, chain: str) -> list[view.NftRule] | None:
-        """The chain's rules as libnftables lists them; None when it does not exist."""
+    def _chain(self, family: int, chain: str, jumping_to: str = "") -> list[view.NftRule] | None:
+        """The chain's rules as libnftables lists them (with `jumping_to`, only the jumps to
+        that chain); None when it does not exist."""
         if self.nft is None:
             raise CannotTell("no libnftables")
         outcome = self.nft.run(view.list_command(family, chain), json=True)
         if outcome.ok:
-            return view.parse_chain(outcome.output)
+            return view.parse_chain(outcome.output, jumping_to)
         if _MISSING in outcome.error:
             return None  # no such chain, or not even the table
         raise CannotTell(outcome.error)
@@ -155,7 +156,7 @@ class RestoreIptables:
         for family in sorted({a.version for a in request.addresses}):
             try:
                 own = self._chain(family, request.chain)
-                postrouting = self._chain(family, view.POSTROUTING) or []
+                postrouting = self._chain(family, view.POSTROUTING, request.chain) or []
             except CannotTell:
                 out += rules_missing(self._nat(family), request, family)
                 continue

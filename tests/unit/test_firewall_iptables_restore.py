@@ -4,6 +4,7 @@ DEL runs, blind or falling back to iptables-save (iptables-* faked with pytest-s
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from cni_bridge_py.errors import IOFailure
+from cni_bridge_py.firewall import iptables_nft_view as view
 from cni_bridge_py.firewall.iptables_restore import RestoreIptables
 from cni_bridge_py.firewall.layout import (
     MasqRequest,
@@ -349,3 +351,13 @@ def test_check_without_libnftables_reads_iptables_save(tables: Tables) -> None:
     tables.save(SAVED)
     assert tables.backend().missing(RED) == []
     assert tables.run() == ["iptables-save"]
+
+
+def test_a_listing_filtered_by_jump_target_keeps_only_those_jumps() -> None:
+    doc = json.dumps(
+        chain_doc("ip", "POSTROUTING", jump("192.168.15.2"), jump("192.168.15.3", "CNI-other"))
+    )
+    assert [handle for handle, _ in view.parse_chain(doc)] == [25, 26]
+    assert view.parse_chain(doc, CHAIN) == [
+        (25, ("ip", "saddr", "192.168.15.2", "xt-comment", "counter", "jump", CHAIN))
+    ]
