@@ -169,6 +169,15 @@ class DiskStore:
 
     def reservations(self) -> Iterator[tuple[IPAddress, str]]:
         """Every (address, owner text) in the directory; symlinks and odd names are skipped."""
+        for name, text in self._files():
+            addr = _address(name)
+            if addr is not None:
+                yield addr, text
+
+    def _files(self) -> Iterator[tuple[str, str]]:
+        """(file name, owner text) of every plain file that may be a reservation, the name not
+        parsed yet: a lookup by owner parses only the names it keeps (with hundreds of
+        attachments, parsing every name cost more than reading every file)."""
         try:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
@@ -181,13 +190,9 @@ class DiskStore:
                 continue
             if not entry.is_file(follow_symlinks=False):
                 continue
-            try:
-                addr = ipaddress.ip_address(entry.name)
-            except ValueError:
-                continue
             text = self._read(entry.path)
             if text is not None:
-                yield addr, text.strip()
+                yield entry.name, text.strip()
 
     def _remove_stale_temp(self, path: str) -> None:
         """Under the lock nobody is writing a reservation, so a temporary file is what a
@@ -198,7 +203,8 @@ class DiskStore:
 
     def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]:
         owners = _owner_texts(container_id, ifname)
-        return [addr for addr, owner in self.reservations() if owner in owners]
+        found = (_address(name) for name, owner in self._files() if owner in owners)
+        return [addr for addr in found if addr is not None]
 
     def holds(self, addr: IPAddress, container_id: str, ifname: str) -> bool:
         try:
@@ -210,11 +216,12 @@ class DiskStore:
 
     def release(self, container_id: str, ifname: str) -> list[IPAddress]:
         line = _owner_line(container_id, ifname)
-        owners = list(self.reservations())
-        mine = [addr for addr, owner in owners if owner == line]
-        if not mine:
+        owners = list(self._files())
+        names = [name for name, owner in owners if owner == line]
+        if not names:
             # Files written by host-local before 0.7 hold only the container ID.
-            mine = [addr for addr, owner in owners if owner == container_id.strip()]
+            names = [name for name, owner in owners if owner == container_id.strip()]
+        mine = [addr for addr in map(_address, names) if addr is not None]
         for addr in mine:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.directory, str(addr)))
@@ -259,3 +266,11 @@ class DiskStore:
             return os.read(fd, 4096).decode(errors="replace")
         finally:
             os.close(fd)
+
+
+def _address(name: str) -> IPAddress | None:
+    """A reservation's file name as its address; None for any other name."""
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
