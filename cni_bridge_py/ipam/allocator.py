@@ -56,14 +56,42 @@ def _reserve_requested(
             f"requested IP address {requested} is not in range set {range_set}",
             "request an address inside the configured ranges",
         )
-    if requested == r.gateway:
-        raise InvalidEnvironment(f"requested ip {requested} is subnet's gateway")
     if not store.reserve(who.container_id, who.ifname, requested, range_id):
         raise InvalidEnvironment(
             f"requested IP address {requested} is not available in range set {range_set}",
             "another attachment holds it",
         )
     return IPConfig(_with_prefix(requested, r), r.gateway)
+
+
+def assign_requested(
+    range_sets: Sequence[RangeSet], requested: Sequence[IPAddress]
+) -> list[IPAddress | None]:
+    """The requested address of each range set (None: any). Each goes to the first set
+    holding it, one per set (host-local's rule); one that fits nowhere, or is its range's
+    gateway, fails the request before anything is reserved (host-local reserves first, which
+    moves last_reserved_ip for a request that fails). Pure: ADD asks before the bridge."""
+    pending = list(requested)
+    wanted: list[IPAddress | None] = []
+    for range_id, range_set in enumerate(range_sets):
+        mine = next((a for a in pending if range_set.range_for(a) is not None), None)
+        if mine is not None:
+            pending.remove(mine)
+            _not_the_gateway(range_set, range_id, mine)
+        wanted.append(mine)
+    if pending:
+        raise InvalidEnvironment(
+            "failed to allocate all requested IPs: " + " ".join(str(a) for a in pending),
+            "each requested address must fall inside one configured range set",
+        )
+    return wanted
+
+
+def _not_the_gateway(range_set: RangeSet, range_id: int, requested: IPAddress) -> None:
+    r = range_set.range_for(requested)
+    if r is not None and requested == r.gateway:
+        refused = InvalidEnvironment(f"requested ip {requested} is subnet's gateway")
+        raise _in_range(refused, range_id)
 
 
 def allocate(
@@ -73,21 +101,7 @@ def allocate(
     requested: Sequence[IPAddress] = (),
 ) -> list[IPConfig]:
     """One address per range set; all or nothing."""
-    # Each requested address goes to the first set holding it, one per set (host-local's
-    # rule). Ones that fit nowhere fail the request before anything is reserved (host-local
-    # reserves first, which moves last_reserved_ip for a request that fails).
-    pending = list(requested)
-    wanted: list[IPAddress | None] = []
-    for range_set in range_sets:
-        mine = next((a for a in pending if range_set.range_for(a) is not None), None)
-        if mine is not None:
-            pending.remove(mine)
-        wanted.append(mine)
-    if pending:
-        raise InvalidEnvironment(
-            "failed to allocate all requested IPs: " + " ".join(str(a) for a in pending),
-            "each requested address must fall inside one configured range set",
-        )
+    wanted = assign_requested(range_sets, requested)
     configs: list[IPConfig] = []
     try:
         for range_id, (range_set, mine) in enumerate(zip(range_sets, wanted, strict=True)):

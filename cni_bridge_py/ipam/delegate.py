@@ -164,6 +164,9 @@ class Delegated:
             raise plugin_error(self.plugin, done)
         return done.stdout
 
+    def ready(self) -> None:
+        find_plugin(self.plugin, self.request.path)
+
     def add(self, who: Attachment) -> IpamResult:
         got = parse_result(self.plugin, self.invoke("ADD"), self.request.cni_version)
         if not got.ips:

@@ -31,6 +31,9 @@ StoreOpener = Callable[[str, str], Store]
 class NoIpam:
     """L2 mode: no addresses."""
 
+    def ready(self) -> None:
+        return None
+
     def add(self, who: Attachment) -> IpamResult:
         return IpamResult()
 
@@ -62,6 +65,10 @@ class HostLocal:
 
     def _store(self) -> Store:
         return self.open_store(self.settings.data_dir, self.network)
+
+    def ready(self) -> None:
+        settings = self.settings
+        allocator.assign_requested(settings.range_sets, settings.requested)
 
     def add(self, who: Attachment) -> IpamResult:
         settings = self.settings

@@ -22,6 +22,11 @@ class IpamResult:
 class Ipam(Protocol):
     """One network's IPAM (built by engine.ipam_for from the parsed IpamConf)."""
 
+    def ready(self) -> None:
+        """Raise what add() would fail with before anything is made: a delegated plugin not
+        on CNI_PATH, a requested address outside every range. ADD asks first, so a request
+        refused for these changes nothing on the host."""
+
     def add(self, who: Attachment) -> IpamResult: ...
 
     def delete(self, who: Attachment) -> list[IPInterface]:

@@ -14,6 +14,7 @@ from cni_bridge_py.faults import fault_point
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
 from cni_bridge_py.ipam.allocator import Attachment
+from cni_bridge_py.ipam.interface import Ipam
 from cni_bridge_py.kernel.errors import KernelError
 from cni_bridge_py.ports import Links, LinkView, PortFlags, Ports
 from cni_bridge_py.record import field, record
@@ -52,10 +53,14 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
     done = Attached()
     # One netlink session in the container for the whole ADD: each costs a fork and setns.
     with ports.open_netns(request.netns) as container, Rollback(ports.notes) as undo:
+        # What a request can be refused for is checked before anything is made.
+        ipam = ports.ipam(conf.ipam, request)
+        ipam.ready()
+        _interface_name_free(request, container)
         # The bridge first: a name taken by another kind of link fails before IPAM is touched.
-        done.bridge = ensure_bridge(ports, conf)
+        done.bridge = ensure_bridge(ports, conf, undo)
         fault_point(request, "bridge")
-        _allocate(request, conf, ports, done, undo)
+        _allocate(request, conf, ipam, done, undo)
         fault_point(request, "ipam")
         done.host_veth = _create_veth(
             request, conf, ports, container, bridge=done.bridge, undo=undo
@@ -82,10 +87,15 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
     return _result(request, conf, ports, done)
 
 
-def _allocate(
-    request: Request, conf: NetConf, ports: Ports, done: Attached, undo: Rollback
-) -> None:
-    ipam = ports.ipam(conf.ipam, request)
+def _interface_name_free(request: Request, container: Links) -> None:
+    if container.link(request.ifname) is not None:
+        raise InvalidEnvironment(
+            f"container namespace {request.netns} already has an interface {request.ifname!r}",
+            "DEL the previous attachment or pick another CNI_IFNAME",
+        )
+
+
+def _allocate(request: Request, conf: NetConf, ipam: Ipam, done: Attached, undo: Rollback) -> None:
     who = Attachment(request.container_id, request.ifname)
     got = ipam.add(who)
     undo.push("IPAM allocation", lambda: ipam.delete(who))
@@ -103,13 +113,8 @@ def _create_veth(
     bridge: LinkView,
     undo: Rollback,
 ) -> LinkView:
-    """The pair, the container end created directly inside the namespace; the host end
-    enslaved (hairpin, isolation, VLANs) and up."""
-    if container.link(request.ifname) is not None:
-        raise InvalidEnvironment(
-            f"container namespace {request.netns} already has an interface {request.ifname!r}",
-            "DEL the previous attachment or pick another CNI_IFNAME",
-        )
+    """The pair, the container end created directly inside the namespace (its name checked
+    free before the bridge); the host end enslaved (hairpin, isolation, VLANs) and up."""
     host = ports.host
     for _ in range(VETH_NAME_TRIES):
         name = "veth" + ports.random_suffix()

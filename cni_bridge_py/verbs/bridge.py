@@ -15,16 +15,20 @@ from cni_bridge_py.result import IPConfig
 from cni_bridge_py.verbs.rollback import Rollback
 
 
-def ensure_bridge(ports: Ports, conf: NetConf) -> LinkView:
-    """Create the bridge unless it exists; a same-named link of another kind is left alone."""
+def ensure_bridge(ports: Ports, conf: NetConf, undo: Rollback) -> LinkView:
+    """Create the bridge unless it exists; a same-named link of another kind is left alone.
+    One this ADD created goes with a failed ADD when no port joined it meanwhile."""
     host = ports.host
     filtering = vlan.needs_filtering(conf.vlan, conf.vlan_trunk)
     existing = host.link(conf.bridge)
+    created = False
     if existing is None:
-        _create(ports, conf, filtering)
+        created = _create(ports, conf, filtering)
         existing = host.link(conf.bridge)
     if existing is None:
         raise IOFailure(f"bridge {conf.bridge} vanished while being set up", "retry the ADD")
+    if created:
+        undo.push(f"bridge {conf.bridge}", _undo_bridge(host, existing))
     if existing.kind != "bridge":
         raise InvalidConfig(
             f"{conf.bridge!r} already exists but is not a bridge"
@@ -53,10 +57,21 @@ def pin_mac(ports: Ports, conf: NetConf, bridge: LinkView) -> None:
         ports.host.set_mac(bridge.index, bridge.mac, f"bridge {conf.bridge}")
 
 
-def _create(ports: Ports, conf: NetConf, filtering: bool) -> None:
+def _undo_bridge(host: Links, bridge: LinkView) -> Callable[[], None]:
+    def undo() -> None:
+        # Another ADD may have joined it meanwhile: its port keeps the bridge. (Our own veth
+        # is removed before this: newest undo first.)
+        if not any(link.master == bridge.index for link in host.links()):
+            host.delete_link(bridge.index, f"bridge {bridge.name}")
+
+    return undo
+
+
+def _create(ports: Ports, conf: NetConf, filtering: bool) -> bool:
+    """True when this call created it."""
     try:
         # False (a concurrent ADD created it first) is fine: ensure_bridge re-reads it.
-        ports.host.create_bridge(conf.bridge, conf.mtu, filtering)
+        return ports.host.create_bridge(conf.bridge, conf.mtu, filtering)
     except KernelError as exc:
         if filtering and exc.errno == errno.EOPNOTSUPP:
             raise UnsupportedField(

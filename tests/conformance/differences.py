@@ -261,7 +261,9 @@ def del_without_netns_removes_nat(_step: Step, ref: Record, ours: Record) -> boo
     "A failed ADD removes the veth pair it made, so a retry or DEL finds nothing in the way; "
     "the reference leaves both ends behind when IPAM or a later step fails (plugins#29), and "
     "its DEL after such a failure itself fails (999: the leftover interface carries an "
-    "address whose never-made NAT chain DEL then tries to remove).",
+    "address whose never-made NAT chain DEL then tries to remove). A bridge the failed ADD "
+    "created goes too when no port joined it (the reference leaves it, with its link-local "
+    "address and route), and a request refused before IPAM leaves no data dir or lock file.",
 )
 def failed_add_rolled_back(step: Step, ref: Record, ours: Record) -> bool:
     shown = _failed_del_after_failed_add(step, ref, ours)
@@ -281,7 +283,42 @@ def failed_add_rolled_back(step: Step, ref: Record, ours: Record) -> bool:
         drop_link(ref["host"], host_end)
         _bridge_follows_ports(ref["host"], ours["host"], port["master"])
         shown = True
-    return shown
+    bridge = _bridge_made_by_the_failed_add(ref["host"], ours["host"])
+    return _store_made_by_the_failed_add(ref, ours) or bridge or shown
+
+
+def _store_made_by_the_failed_add(ref: Record, ours: Record) -> bool:
+    """Ours refuses a request it can refuse before touching the store: no data dir, no lock
+    file, where the reference's IPAM made both before refusing."""
+    made = ref["store"]
+    if ours["store"] or not made:
+        return False
+    if not all(name.endswith("/") or name in (".", *_lock_files(made)) for name in made):
+        return False
+    ref["store"] = {}
+    return True
+
+
+def _lock_files(store: dict[str, Any]) -> list[str]:
+    return [name for name in store if name.endswith("/lock") and store[name].get("bytes") == "b''"]
+
+
+def _bridge_made_by_the_failed_add(ref: dict[str, Any], ours: dict[str, Any]) -> bool:
+    """A port-less bridge the reference left where ours has none: ours removed the bridge its
+    failed ADD had created. It goes from the reference's side with what the kernel and the
+    ADD gave it (its link-local route, its sysctls)."""
+    left = [
+        lk["name"]
+        for lk in ref["links"]
+        if lk["kind"] == "bridge"
+        and link(ours, lk["name"]) is None
+        and not ports_of(ref, lk["name"])
+    ]
+    for bridge in left:
+        drop_link(ref, bridge)
+        ref["routes6"] = [r for r in ref["routes6"] if r.get("dev") != bridge]
+        ref["sysctl"] = {k: v for k, v in ref["sysctl"].items() if f"/{bridge}/" not in k}
+    return bool(left)
 
 
 def _bridge_follows_ports(ref: dict[str, Any], ours: dict[str, Any], bridge: str) -> None:

@@ -21,6 +21,9 @@ class RecordingIpam:
         self.inner = inner
         self.calls = calls
 
+    def ready(self) -> None:
+        self.inner.ready()
+
     def add(self, who: Attachment) -> IpamResult:
         return self._logged("add", _name(who), lambda: self.inner.add(who))
 

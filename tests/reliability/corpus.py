@@ -21,6 +21,7 @@ from typing import Any
 NETWORK = "corpusnet"
 BRIDGE = "cbrcorpus"
 NOT_A_BRIDGE = "notabridge0"
+FRESH_BRIDGE = "cbrfresh"  # never created in the corpus's host: a rejected ADD must not
 SUBNET = "10.123.0.0/24"
 RESIDENT_ID = "resident"
 RESIDENT_IP = "10.123.0.2"
@@ -575,6 +576,16 @@ def _world() -> Iterator[Case]:
     )
 
 
+def _fresh_host() -> Iterator[Case]:
+    """Issue 13: what a new user tries first, on a bridge that does not exist yet. Refused
+    before anything is made: no bridge appears (nor its link-local address), no store file."""
+    fresh = {"bridge": FRESH_BRIDGE, "ipam__dataDir": "@TMP@/fresh-data"}
+    yield Case("fresh-ADD-ifname-lo", "ADD", c(**fresh), 4, ifname="lo")
+    yield Case("fresh-ADD-ipam-not-on-CNI_PATH", "ADD", c(**fresh, ipam__type="no-such-ipam"), 7)
+    for label, args in {"outside": "IP=10.124.0.5", "gateway": "IP=10.123.0.1"}.items():
+        yield Case(f"fresh-ADD-requested-ip-{label}", "ADD", c(**fresh), 4, env={"CNI_ARGS": args})
+
+
 def cases() -> list[Case]:
     return [
         *_decoding(),
@@ -585,6 +596,7 @@ def cases() -> list[Case]:
         *_environment(),
         *_netns(),
         *_world(),
+        *_fresh_host(),
     ]
 
 

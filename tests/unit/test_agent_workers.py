@@ -43,6 +43,8 @@ class Agent:
                 [*argv, "--workers", str(workers)], cwd=ROOT, stdout=sink, stderr=sink
             )
         _wait_for(lambda: "listening on" in self.log.read_text(), what="the agent to listen")
+        # The socket listens (and queues) before the workers are forked.
+        _wait_for(lambda: len(self.workers()) == workers, what="the workers")
 
     def workers(self) -> list[int]:
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()

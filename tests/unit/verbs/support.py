@@ -39,6 +39,7 @@ def request(
     netns: str = NETNS,
     ifname: str = "eth0",
     fault: str = "",
+    args: str = "",
 ) -> Request:
     env = {
         "CNI_COMMAND": command,
@@ -49,6 +50,8 @@ def request(
     }
     if fault:
         env["CNI_BRIDGE_PY_FAULT"] = fault
+    if args:
+        env["CNI_ARGS"] = args
     return front.parse_request(env, json.dumps(conf).encode())
 
 

@@ -259,7 +259,8 @@ def test_a_taken_container_ifname_fails_and_releases_the_addresses(
         run(world, "ADD", netconf())
 
     assert caught.value.msg == (f"container namespace {NETNS} already has an interface 'eth0'")
-    assert world.calls.log[-1] == "ipam delete red/eth0"
+    # Refused before anything was made: no bridge, no reservation (issue 13).
+    assert world.calls.log == []
     assert world.reservations("testnet") == {}
 
 
@@ -280,7 +281,8 @@ def test_no_free_host_veth_name_fails_and_releases(world: World) -> None:
 
     assert caught.value.msg == "no free host veth name after 10 tries"
     assert world.calls.log.count("host create_veth vethtaken red:eth0 !failed") == 10
-    assert world.calls.log[-1] == "ipam delete red/eth0"
+    # The bridge this ADD made goes too: no port joined it.
+    assert world.calls.log[-2:] == ["ipam delete red/eth0", "host delete_link cni0"]
     assert world.reservations("testnet") == {}
 
 
@@ -315,7 +317,11 @@ def test_macspoofchk_without_nft_fails_and_rolls_back() -> None:
         run(world, "ADD", netconf(macspoofchk=True))
 
     assert caught.value.msg == "macspoofchk is set but nft is not available on this host"
-    assert world.calls.log[-2:] == [f"host delete_link {VETH}", "ipam delete red/eth0"]
+    assert world.calls.log[-3:] == [
+        f"host delete_link {VETH}",
+        "ipam delete red/eth0",
+        "host delete_link cni0",
+    ]
 
 
 def test_masquerade_without_a_backend_fails_and_rolls_back() -> None:
@@ -328,9 +334,10 @@ def test_masquerade_without_a_backend_fails_and_rolls_back() -> None:
         "ipMasq is set but no masquerade backend (iptables or nftables) is available on this host"
     )
     # Found missing before the container step: nothing of it or the gateway was made.
-    assert world.calls.log[-2:] == [
+    assert world.calls.log[-3:] == [
         f"host delete_link {VETH}",
         "ipam delete red/eth0",
+        "host delete_link cni0",
     ]
     assert "host add_address cni0 10.0.0.1/24" not in world.calls.log
 
@@ -351,7 +358,7 @@ def test_a_port_that_never_comes_up_fails_the_add(world: World) -> None:
         "bridge port in error state: DOWN",
         f"host veth {VETH} never came up",
     )
-    assert world.host.names() == ["cni0", "eth0", "lo"]
+    assert world.host.names() == ["eth0", "lo"]  # the bridge this ADD made went with it
 
 
 def test_an_optional_sysctl_that_cannot_be_written_is_skipped(world: World) -> None:

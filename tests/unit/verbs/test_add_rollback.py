@@ -10,10 +10,11 @@ from typing import Any, NamedTuple
 import pytest
 
 from cni_bridge_py.errors import InvalidConfig, InvalidEnvironment, IOFailure, TryAgainLater
+from cni_bridge_py.ipam.delegate import IpamPluginNotFound
 from cni_bridge_py.kernel.errors import KernelError
 from tests.doubles.kernel import FakeLinks
 from tests.doubles.world import World
-from tests.unit.verbs.support import add, netconf, run
+from tests.unit.verbs.support import NETNS, add, netconf, run
 
 VETH = "veth00000001"
 # What a change made by ADD is undone with.
@@ -24,6 +25,8 @@ UNDO_VETH = f"host delete_link {VETH}"
 UNDO_SPOOF = "spoof teardown red-eth0"
 UNDO_GATEWAY = "host delete_address cni0 10.0.0.1/24"
 UNDO_MASQ = "iptables teardown red 10.0.0.2/24"
+# The bridge this ADD created, joined by no port (issue 13: a rejected ADD leaves nothing).
+UNDO_BRIDGE = "host delete_link cni0"
 
 
 def rollback_conf(**top: Any) -> dict[str, Any]:
@@ -52,14 +55,14 @@ def assert_only_the_bridge_left(
 @pytest.mark.parametrize(
     ("step", "undone"),
     [
-        ("bridge", []),
-        ("ipam", [UNDO_IPAM]),
-        ("veth", [UNDO_VETH, UNDO_IPAM]),
+        ("bridge", [UNDO_BRIDGE]),
+        ("ipam", [UNDO_IPAM, UNDO_BRIDGE]),
+        ("veth", [UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
         # The rules are started once the veth exists, beside the container and gateway steps.
-        ("container", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-        ("gateway", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-        ("masq", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-        ("port", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+        ("container", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+        ("gateway", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+        ("masq", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+        ("port", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
     ],
 )
 def test_fault_point_undoes_every_earlier_step_newest_first(
@@ -71,7 +74,7 @@ def test_fault_point_undoes_every_earlier_step_newest_first(
     assert caught.value.msg == f"injected fault after step {step!r}"
     assert undo_calls(world.calls.log) == undone
     assert_only_the_bridge_left(world, red)
-    assert world.host.get("cni0").kind == "bridge"  # made before the first fault point
+    assert "cni0" not in world.host.names()  # made by this ADD and joined by no port
     assert world.notes.text() == ""
     assert capsys.readouterr() == ("", "")
 
@@ -96,34 +99,43 @@ class Failing(NamedTuple):
 
 FAILING = [
     Failing("host create_bridge cni0", []),
-    Failing("host set_up cni0", []),
-    Failing("ipam add red/eth0", []),
-    Failing(f"host create_veth {VETH}", [UNDO_IPAM]),
-    Failing(f"host attach_port {VETH}", [UNDO_VETH, UNDO_IPAM]),
-    Failing(f"host port_flags {VETH}", [UNDO_VETH, UNDO_IPAM], {"hairpinMode": True}),
-    Failing(f"host vlan {VETH}", [UNDO_VETH, UNDO_IPAM], {"vlan": 10}),
-    Failing("host set_mac cni0", [UNDO_VETH, UNDO_IPAM]),
-    Failing("spoof setup red-eth0", [UNDO_VETH, UNDO_IPAM]),
+    Failing("host set_up cni0", [UNDO_BRIDGE]),
+    Failing("ipam add red/eth0", [UNDO_BRIDGE]),
+    Failing(f"host create_veth {VETH}", [UNDO_IPAM, UNDO_BRIDGE]),
+    Failing(f"host attach_port {VETH}", [UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+    Failing(f"host port_flags {VETH}", [UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE], {"hairpinMode": True}),
+    Failing(f"host vlan {VETH}", [UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE], {"vlan": 10}),
+    Failing("host set_mac cni0", [UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+    Failing("spoof setup red-eth0", [UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
     Failing(
         "red sysctl net/ipv6/conf/eth0/disable_ipv6",
-        ["iptables teardown red 10.0.0.2/24,fd00::2/64", UNDO_SPOOF, UNDO_VETH, UNDO_IPAM],
+        [
+            "iptables teardown red 10.0.0.2/24,fd00::2/64",
+            UNDO_SPOOF,
+            UNDO_VETH,
+            UNDO_IPAM,
+            UNDO_BRIDGE,
+        ],
         DUAL_STACK,
     ),
-    Failing("red add_address eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("red set_up eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("red set_up lo", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("red add_route eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
-    Failing("host add_address cni0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+    Failing("red add_address eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+    Failing("red set_up eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+    Failing("red set_up lo", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+    Failing("red add_route eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
+    Failing("host add_address cni0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
     Failing(
         "host sysctl net/ipv4/ip_forward",
-        [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM],
+        [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE],
     ),
     Failing(
         "iptables setup red",
-        [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM],
+        [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE],
         awaited_later=True,
     ),
-    Failing("host wait_operstate_up", [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM]),
+    Failing(
+        "host wait_operstate_up",
+        [UNDO_GATEWAY, UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE],
+    ),
 ]
 
 
@@ -146,16 +158,14 @@ def test_a_failing_operation_is_the_error_and_everything_before_it_is_undone(
     assert capsys.readouterr() == ("", "")
 
 
-def test_ipam_exhaustion_is_the_error_and_leaves_only_the_bridge(
-    world: World, red: FakeLinks
-) -> None:
+def test_ipam_exhaustion_is_the_error_and_leaves_nothing(world: World, red: FakeLinks) -> None:
     conf = rollback_conf(ipam={"type": "host-local", "subnet": "10.0.0.0/30"})
     world.store("testnet").reserve("other", "eth0", ipaddress.ip_address("10.0.0.2"), 0)
     with pytest.raises(TryAgainLater) as caught:
         run(world, "ADD", conf)
 
     assert caught.value.msg.startswith("failed to allocate for range 0: no IP addresses available")
-    assert world.calls.after_failure() == []
+    assert world.calls.after_failure() == [UNDO_BRIDGE]
     assert world.reservations("testnet") == {"10.0.0.2": ("other", "eth0")}
     assert red.names() == ["lo"]
 
@@ -241,21 +251,46 @@ def test_a_conflicting_bridge_address_found_at_add_time_still_rolls_back(
     assert_only_the_bridge_left(world, red, bridge_addresses=("10.9.0.1/16",))
 
 
-def test_a_repeated_add_fails_in_ipam_and_keeps_the_attachment(
+def test_a_repeated_add_is_refused_before_anything_and_keeps_the_attachment(
     world: World, red: FakeLinks
 ) -> None:
-    """IPAM refuses the duplicate before anything is pushed: nothing of the live attachment
-    (its reservation above all) is rolled back."""
+    """The interface name is taken (as the reference's veth step finds before its IPAM):
+    refused before anything is made, so nothing of the live attachment (its reservation
+    above all) is rolled back."""
     add(world, rollback_conf())
     before = (world.host.state(), red.state(), world.reservations("testnet"))
+    mark = world.calls.mark()
 
     with pytest.raises(InvalidEnvironment) as caught:
         run(world, "ADD", rollback_conf())
 
-    assert caught.value.msg == (
-        "failed to allocate for range 0: 10.0.0.2 has been allocated to red,"
-        " duplicate allocation is not allowed"
-    )
-    assert world.calls.after_failure() == []
+    assert caught.value.msg == f"container namespace {NETNS} already has an interface 'eth0'"
+    assert world.calls.since(mark) == []
     assert (world.host.state(), red.state(), world.reservations("testnet")) == before
     assert world.masq["iptables"].of("red") == ["10.0.0.2/24"]
+
+
+# Issue 13: what a new user tries first. Each is refused with its typed error before anything
+# is made: no bridge (nor its link-local address), no file in the store, no rule.
+REJECTED = [
+    pytest.param({}, {"ifname": "lo"}, InvalidEnvironment, id="ifname-taken"),
+    pytest.param(
+        {"ipam": {"type": "no-such-ipam"}}, {}, IpamPluginNotFound, id="ipam-plugin-missing"
+    ),
+    pytest.param({}, {"args": "IP=10.9.9.9"}, InvalidEnvironment, id="ip-outside-the-ranges"),
+    pytest.param({}, {"args": "IP=10.0.0.1"}, InvalidEnvironment, id="ip-is-the-gateway"),
+]
+
+
+@pytest.mark.parametrize(("top", "how", "error"), REJECTED)
+def test_a_rejected_add_changes_nothing(
+    world: World, red: FakeLinks, top: dict[str, Any], how: dict[str, str], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        run(world, "ADD", rollback_conf(**top), **how)
+
+    assert world.calls.log == []
+    assert world.host.names() == ["eth0", "lo"]
+    assert red.names() == ["lo"]
+    assert world.reservations("testnet") == {}
+    assert all(backend.rules == set() for backend in world.masq.values())
