@@ -103,10 +103,6 @@ def _join(observed: Observed) -> dict[Key, _Parts]:
             at((r.container_id, r.ifname)).reservations.append(r)
     for entry in observed.cache:
         at((entry.container_id, entry.ifname)).cache = entry
-    for r in legacy:  # the container's (only) attachment, whichever interface it is
-        keys = [k for k in parts if k[0] == r.container_id] or [(r.container_id, "")]
-        at(keys[0]).reservations.append(r)
-
     nat_by_source = {s: n for n in observed.nat for s in n.sources}
     unowned: list[HostVeth] = []
     for veth in observed.veths:
@@ -115,6 +111,9 @@ def _join(observed: Observed) -> dict[Key, _Parts]:
             unowned.append(veth)
         elif owner[0] == spec.name:
             _put_veth(at((owner[1], owner[2])), veth)
+    for r in legacy:  # the container's (only) attachment, whichever interface it is
+        keys = [k for k in parts if k[0] == r.container_id] or [(r.container_id, "")]
+        at(keys[0]).reservations.append(r)
     by_address = {_bare(r.address): k for k, p in parts.items() for r in p.reservations}
     by_host_ifname = {p.cache.host_ifname: k for k, p in parts.items() if p.cache}
     for veth in unowned:
