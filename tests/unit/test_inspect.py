@@ -134,7 +134,8 @@ def test_the_cache_gives_the_netns_and_a_reference_veth_without_address() -> Non
 
 def test_an_address_missing_in_the_container() -> None:
     res, v, nat = attachment("red", "192.168.15.1")
-    moved = replace(v, peer=replace(v.peer, addresses=("192.168.15.9/24",)))  # type: ignore[arg-type]
+    assert v.peer is not None
+    moved = replace(v, peer=replace(v.peer, addresses=("192.168.15.9/24",)))
     assert states(observed((res, moved, nat))) == {"red/eth0": "address not in container"}
 
 
