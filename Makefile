@@ -36,6 +36,9 @@ DEB_PACKAGES += golang-go golang-github-appc-cni-dev dpkg-dev containerd runc po
 # tests/cluster and `make demo-cluster`: etcd members in namespaces, inspected with etcdctl.
 DEB_PACKAGES += etcd-server etcd-client
 DEB_TOOLS    += etcd etcdctl
+# `cni-bridge-py inspect --graph` renders with Graphviz's dot (and its tests check the SVG).
+DEB_PACKAGES += graphviz
+DEB_TOOLS    += dot
 DEB_TOOLS    += go dpkg-source /usr/share/gocode/src/github.com/containernetworking/cni/libcni \
                 containerd ctr runc podman busybox
 
@@ -64,7 +67,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install -q --upgrade pip
 	# compat mode: a plain path entry, not an import hook that costs every run ~15 ms.
-	$(VENV_PY) -m pip install -q --config-settings editable_mode=compat -e '.[test,cluster]'
+	$(VENV_PY) -m pip install -q --config-settings editable_mode=compat -e '.[test,cluster,inspect]'
 	touch $(STAMP)
 
 ## The launchers (cni-bridge-py, cni-host-local-py) into $(DESTDIR)$(CNI_BIN_DIR);

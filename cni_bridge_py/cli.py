@@ -3,7 +3,8 @@
 `cni-bridge-py` with CNI_COMMAND in the environment (or no arguments) is the CNI plugin;
 `cni-bridge-py cnitool add|check|del|gc|status NETWORK NETNS` is the cnitool-compatible runner;
 `cni-bridge-py agent [--socket PATH]` is the resident agent the plugin hands requests to;
-`cni-bridge-py node --config FILE [--status]` is a cluster network's node service (cluster/).
+`cni-bridge-py node --config FILE [--status]` is a cluster network's node service (cluster/);
+`cni-bridge-py inspect [NETWORK...] [--json] [--graph FILE]` shows what networks hold (inspect/).
 
 The plugin's path to an answer (VERSION, or the agent's reply) loads only this module, version
 (or the agent's client and protocol) and _socket: the launcher runs without `site`, so even
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         from cni_bridge_py.cluster.main import main as node_main  # noqa: PLC0415
 
         return node_main(args[1:])
+    if args and args[0] == "inspect":
+        from cni_bridge_py.inspect.main import main as inspect_main  # noqa: PLC0415
+
+        return inspect_main(args[1:])
     if args and args[0] in ("-h", "--help"):
         sys.stdout.write(__doc__ or "")
         return 0

@@ -46,6 +46,8 @@ from cni_bridge_py.vlan import VlanOp
 
 M = TypeVar("M")
 
+RTM_GETNSID = 90  # linux/rtnetlink.h
+
 # Kernel ABI values, named as in the Linux uapi headers (the netlink ones are in rtnl.py).
 
 # Where routes added without a table (ours) go: the only table `routes()` reads.
@@ -124,6 +126,12 @@ def _query_dump(
 ) -> list[M]:
     """A dump packed and parsed by rtmsg.py (links, addresses, routes)."""
     return _whole(doing, lambda: sock.query(kind, NLM_F_DUMP, request, answer, parse))
+
+
+def _nsid(data: bytes, start: int, end: int) -> int:
+    """rtmsg.parse_nsid with "none" as -1: RtnlSocket.query drops None answers."""
+    nsid = rtmsg.parse_nsid(data, start, end)
+    return -1 if nsid is None else nsid
 
 
 def _whole(doing: str, read: Callable[[], list[M]]) -> list[M]:
@@ -256,6 +264,19 @@ class NetlinkSession:
             self.sock.request(link_message(index=index), RTM_DELLINK)
             return True
         return False  # ENODEV: already gone
+
+    def nsid_of(self, netns_path: str) -> int | None:
+        """The nsid this namespace knows the namespace at `netns_path` by (None: none given):
+        what a veth's link_netnsid is compared with to find the namespace of its peer."""
+        with _netns_file(netns_path, "open"):
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with _netlink(f"asking the nsid of {netns_path} in {self.where}"):
+                request = rtmsg.nsid_request(fd)
+                found = self.sock.query(RTM_GETNSID, 0, request, rtmsg.RTM_NEWNSID, _nsid)
+                return found[0] if found and found[0] >= 0 else None
+        finally:
+            os.close(fd)
 
     def _get(self, doing: str, request: bytes) -> Link | None:
         with _netlink(doing, tolerate=(errno.ENODEV,)):

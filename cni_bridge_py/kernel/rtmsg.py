@@ -36,6 +36,7 @@ _HEADER_SIZE = 16  # nlmsghdr
 # linux/if_link.h
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_IFALIAS = 16, 18, 20
+IFLA_LINK_NETNSID = 37  # a veth's peer lives in the namespace of this nsid (s32)
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA = 1, 2, 5
 IFLA_BR_VLAN_FILTERING = 7
 IFLA_BRPORT_MODE = 4  # hairpin
@@ -46,6 +47,10 @@ IFF_PROMISC = 0x100
 IFA_ADDRESS = 1
 # linux/rtnetlink.h
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
+# linux/net_namespace.h: RTM_GETNSID's attributes, after a struct rtgenmsg (padded to 4).
+RTM_NEWNSID = 88
+NETNSA_NSID, NETNSA_FD = 1, 3
+_RTGEN = struct.Struct("=Bxxx")
 
 
 @record(frozen=True)
@@ -63,6 +68,9 @@ class Link:
     hairpin: bool
     vlan_filtering: bool
     alias: str
+    # The nsid (as this namespace numbers it) of the namespace the peer lives in; None when
+    # the peer is in this namespace. Read by `inspect` only, to find a container's side.
+    link_netnsid: int | None = None
 
 
 @record(frozen=True)
@@ -93,6 +101,12 @@ def route_request(family: int, table: int, oif: int) -> bytes:
     return _RTMSG.pack(family, 0, 0, 0, table, 0, 0, 0, 0) + _attr(RTA_OIF, _U32.pack(oif))
 
 
+def nsid_request(netns_fd: int) -> bytes:
+    """RTM_GETNSID: the nsid this namespace gave the namespace open at `netns_fd`. A read:
+    the kernel answers NETNSA_NSID_NOT_ASSIGNED (-1) rather than assigning one."""
+    return _RTGEN.pack(0) + _attr(NETNSA_FD, _U32.pack(netns_fd))
+
+
 def _attr(kind: int, payload: bytes) -> bytes:
     size = _NLA.size + len(payload)
     return _NLA.pack(size, kind) + payload + b"\0" * (-size % 4)
@@ -120,6 +134,11 @@ def _nested(data: bytes, span: tuple[int, int] | None) -> dict[int, tuple[int, i
 
 def _u32(data: bytes, span: tuple[int, int] | None) -> int | None:
     return _U32.unpack_from(data, span[0])[0] if span and span[1] - span[0] >= 4 else None
+
+
+def _s32(data: bytes, span: tuple[int, int] | None) -> int | None:
+    value = _u32(data, span)
+    return None if value is None else value - (1 << 32) if value & (1 << 31) else value
 
 
 def _u8(data: bytes, span: tuple[int, int] | None) -> int:
@@ -157,7 +176,15 @@ def parse_link(data: bytes, start: int, end: int) -> Link:
         hairpin=bool(_u8(data, port.get(IFLA_BRPORT_MODE))),
         vlan_filtering=bool(_u8(data, bridge.get(IFLA_BR_VLAN_FILTERING))),
         alias=_text(data, top.get(IFLA_IFALIAS)),
+        link_netnsid=_s32(data, top.get(IFLA_LINK_NETNSID)),
     )
+
+
+def parse_nsid(data: bytes, start: int, end: int) -> int | None:
+    """The NETNSA_NSID of an RTM_NEWNSID answer; None when it names none (-1)."""
+    top = attributes(data, start + _HEADER_SIZE + _RTGEN.size, end)
+    nsid = _s32(data, top.get(NETNSA_NSID))
+    return None if nsid is None or nsid < 0 else nsid
 
 
 def _operstate(code: int) -> str:
