@@ -54,13 +54,16 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
     with ports.open_netns(request.netns) as container, Rollback(ports.notes) as undo:
         # The bridge first: a name taken by another kind of link fails before IPAM is touched.
         done.bridge = ensure_bridge(ports, conf)
+        ports.steps.mark("bridge")
         fault_point(request, "bridge")
         _allocate(request, conf, ports, done, undo)
+        ports.steps.mark("ipam")
         fault_point(request, "ipam")
         done.host_veth = _create_veth(
             request, conf, ports, container, bridge=done.bridge, undo=undo
         )
         pin_mac(ports, conf, done.bridge)
+        ports.steps.mark("veth")
         fault_point(request, "veth")
         _macspoofchk(request, conf, ports, done.host_veth, undo)
         # Every check a config or an environment can fail has passed (the interface name
@@ -71,13 +74,17 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         done.container = configure_container(
             request, conf, ports, container, ips=done.ips, routes=done.routes
         )
+        ports.steps.mark("container")
         fault_point(request, "container")
         configure_gateway(conf, ports, done.bridge, done.ips, port=done.host_veth, undo=undo)
+        ports.steps.mark("gateway")
         fault_point(request, "gateway")
         masquerade()
+        ports.steps.mark("masquerade")
         fault_point(request, "masq")
         if not conf.disable_container_interface:
             _wait_port_up(ports, done.host_veth)
+        ports.steps.mark("port")
         fault_point(request, "port")
     return _result(request, conf, ports, done)
 
