@@ -205,11 +205,10 @@ def _wait_port_up(ports: Ports, veth: LinkView) -> None:
 
 def _result(request: Request, conf: NetConf, ports: Ports, done: Attached) -> Result:
     assert done.bridge is not None and done.host_veth is not None and done.container is not None
-    # A pinned bridge MAC is the one read before the port joined; an unpinned one may have
-    # followed the new port, so it is read again.
-    bridge = done.bridge
-    if not conf.is_gateway:
-        bridge = ports.host.link_by_index(bridge.index) or bridge
+    # Read again, as the reference does: an unpinned MAC may have followed the new port, and
+    # the kernel brings a link's operstate up to date on a read of that link (a bridge's
+    # carrier-on waits otherwise in linkwatch, up to a second, as "UNKNOWN").
+    bridge = ports.host.link_by_index(done.bridge.index) or done.bridge
     return Result(
         interfaces=(
             Interface(bridge.name, bridge.mac),
