@@ -29,6 +29,8 @@ from cni_bridge_py.validate import ifname_problem
 DEFAULT_BRIDGE = "cni0"
 MAX_VLAN = 4094
 MASQ_BACKENDS = ("", "iptables", "nftables")
+# logLevel's values (log.LEVELS; repeated here so that a config error never loads log.py).
+LOG_LEVELS = ("error", "info", "debug")
 # Re-exported: the verbs read both sections through this module.
 __all__ = ["DEFAULT_BRIDGE", "HostLocalConf", "IpamConf", "NetConf", "parse"]
 
@@ -66,6 +68,9 @@ class NetConf:
     valid_attachments: frozenset[tuple[str, str]] = frozenset()
     # A cluster network: host-local's subnet is the node's lease (cluster/leased.py).
     cluster: ClusterConf | None = None
+    # The request log (log.py): "" = none; the level is "info" unless the config says.
+    log_file: str = ""
+    log_level: str = "info"
 
 
 def parse(
@@ -97,6 +102,7 @@ def parse(
         cluster=cluster,
         **_bridge_options(top),
         **_vlan_options(top),
+        **_log_options(top),
     )
     if conf.disable_container_interface and conf.ipam is not None:
         problems.append('"disableContainerInterface" cannot be used with "ipam"')
@@ -139,6 +145,17 @@ def _bridge_options(top: Fields) -> dict[str, Any]:
         "disable_container_interface": top.get("disableContainerInterface", bool, False),
         "port_isolation": top.get("portIsolation", bool, False),
     }
+
+
+def _log_options(top: Fields) -> dict[str, Any]:
+    log_file = top.get("logFile", str, "")
+    if log_file and not log_file.startswith("/"):
+        # A plugin's working directory is the runtime's business: a relative path would move.
+        top.problem("logFile", f"{log_file!r} is not an absolute path")
+    level = top.get("logLevel", str, "") or "info"
+    if level not in LOG_LEVELS:
+        top.problem("logLevel", f"{level!r} is not one of " + ", ".join(map(repr, LOG_LEVELS)))
+    return {"log_file": log_file, "log_level": level}
 
 
 def _vlan_options(top: Fields) -> dict[str, Any]:

@@ -126,6 +126,23 @@ def in_turn(work: Callable[[], None]) -> Callable[[], None]:
     return wait
 
 
+class Steps(Protocol):
+    """Where a verb marks the end of each of its steps (log.StepTimer when the config has a
+    logFile: each step's time goes into the request's log line)."""
+
+    def mark(self, step: str) -> None: ...
+
+
+class NoSteps:
+    """No log configured: marking costs a method call and nothing else."""
+
+    def mark(self, step: str) -> None:
+        return None
+
+
+NO_STEPS = NoSteps()
+
+
 class Sysctl(Protocol):
     def write(self, key: str, value: str, *, required: bool = True) -> None: ...
 
@@ -156,3 +173,5 @@ class Ports:
     # ADD writes the masquerade rules (an iptables-restore process: milliseconds of waiting)
     # while it configures the container and the gateway.
     alongside: Alongside = in_turn
+    # The request log's step timer (log.RequestLog); no-op without a logFile.
+    steps: Steps = NO_STEPS

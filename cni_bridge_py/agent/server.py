@@ -53,6 +53,7 @@ from cni_bridge_py.agent.workers import Workers, default_count
 from cni_bridge_py.answer import Answer
 from cni_bridge_py.errors import DecodingFailure
 from cni_bridge_py.front import handle
+from cni_bridge_py.log import AGENT_LOG_ENV, agent_line, append_line
 from cni_bridge_py.request import Handler
 
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
@@ -100,6 +101,8 @@ class AgentServer:
         self.owned_path = owned_path
         self.path = owned_path or socket_path(listener)
         self.own_netns = netns_identity()
+        # The agent's own JSON line per request goes there too ("" = only the stderr line).
+        self.log_path = os.environ.get(AGENT_LOG_ENV, "")
         self.stopping = False
         self.acceptors = Acceptors(listener, self.serve_connection)
 
@@ -145,8 +148,16 @@ class AgentServer:
             _send(conn, encode_refusal("the caller is in another network namespace"))
             return
         reply = _encode(answer)
-        _log_request(request, answer, time.monotonic() - accepted)
+        seconds = time.monotonic() - accepted
+        _log_request(request, answer, seconds)
+        if self.log_path:
+            self.write_log(request, answer, seconds)
         _send(conn, reply)
+
+    def write_log(self, request: AgentRequest, answer: Answer, seconds: float) -> None:
+        line = agent_line(request.env, request.stdin, answer.exit_code, answer.stdout, seconds)
+        if problem := append_line(self.log_path, line):
+            _log(f"warning: request log not written: {problem}")
 
     def peer_allowed(self, conn: socket.socket) -> bool:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)

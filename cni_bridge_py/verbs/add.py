@@ -59,13 +59,16 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         _interface_name_free(request, container)
         # The bridge first: a name taken by another kind of link fails before IPAM is touched.
         done.bridge = ensure_bridge(ports, conf, undo)
+        ports.steps.mark("bridge")
         fault_point(request, "bridge")
         _allocate(request, conf, ipam, done, undo)
+        ports.steps.mark("ipam")
         fault_point(request, "ipam")
         done.host_veth = _create_veth(
             request, conf, ports, container, bridge=done.bridge, undo=undo
         )
         pin_mac(ports, conf, done.bridge)
+        ports.steps.mark("veth")
         fault_point(request, "veth")
         _macspoofchk(request, conf, ports, done.host_veth, undo)
         # Every check a config or an environment can fail has passed (the interface name
@@ -76,13 +79,17 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         done.container = configure_container(
             request, conf, ports, container, ips=done.ips, routes=done.routes
         )
+        ports.steps.mark("container")
         fault_point(request, "container")
         configure_gateway(conf, ports, done.bridge, done.ips, port=done.host_veth, undo=undo)
+        ports.steps.mark("gateway")
         fault_point(request, "gateway")
         masquerade()
+        ports.steps.mark("masquerade")
         fault_point(request, "masq")
         if not conf.disable_container_interface:
             _wait_port_up(ports, done.host_veth)
+        ports.steps.mark("port")
         fault_point(request, "port")
     return _result(request, conf, ports, done)
 
@@ -203,11 +210,10 @@ def _wait_port_up(ports: Ports, veth: LinkView) -> None:
 
 def _result(request: Request, conf: NetConf, ports: Ports, done: Attached) -> Result:
     assert done.bridge is not None and done.host_veth is not None and done.container is not None
-    # A pinned bridge MAC is the one read before the port joined; an unpinned one may have
-    # followed the new port, so it is read again.
-    bridge = done.bridge
-    if not conf.is_gateway:
-        bridge = ports.host.link_by_index(bridge.index) or bridge
+    # Read again, as the reference does: an unpinned MAC may have followed the new port, and
+    # the kernel brings a link's operstate up to date on a read of that link (a bridge's
+    # carrier-on waits otherwise in linkwatch, up to a second, as "UNKNOWN").
+    bridge = ports.host.link_by_index(done.bridge.index) or done.bridge
     return Result(
         interfaces=(
             Interface(bridge.name, bridge.mac),

@@ -24,13 +24,16 @@ from cni_bridge_py.request import Request
 
 def delete(request: Request, conf: NetConf, ports: Ports) -> None:
     addresses = _remove_container_interface(request, conf, ports)
+    ports.steps.mark("link")
     fault_point(request, "del-link")
     released = _release(request, conf, ports)
+    ports.steps.mark("ipam")
     fault_point(request, "del-ipam")
     if conf.mac_spoof_check:
         _remove_macspoofchk(request, ports)
     if conf.ip_masq:
         _remove_masquerade(request, conf, ports, addresses, released)
+    ports.steps.mark("firewall")
 
 
 def _remove_container_interface(request: Request, conf: NetConf, ports: Ports) -> list[IPInterface]:

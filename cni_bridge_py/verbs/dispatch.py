@@ -6,7 +6,9 @@ imports this module, so VERSION and every argument or config error are answered 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from cni_bridge_py import config
 from cni_bridge_py.ports import Background, Ports
@@ -33,16 +35,47 @@ def dispatch_with(background: Background | None) -> Handler:
     def run_request(request: Request, notes: Notes) -> str:
         from cni_bridge_py.verbs.system import system_ports  # noqa: PLC0415 - loads pyroute2
 
+        started = time.perf_counter()
         conf = prepare(request)
         if conf.cluster is not None:
             # The node's leased subnet, from its local file (no etcd on the plugin's path).
             from cni_bridge_py.cluster.leased import with_lease  # noqa: PLC0415
 
             conf = with_lease(conf, request.command)
-        with system_ports(request, notes, background) as ports:
-            return run(request, conf, ports)
+        return run_logged(
+            request, conf, notes, lambda: system_ports(request, notes, background), started
+        )
 
     return run_request
+
+
+def run_logged(
+    request: Request,
+    conf: config.NetConf,
+    notes: Notes,
+    open_ports: Callable[[], AbstractContextManager[Ports]],
+    started: float,
+) -> str:
+    """`run` over the ports `open_ports` opens, with the request's log line when the config
+    names a logFile (its failure too: the line is written as the error leaves)."""
+    if not conf.log_file:
+        with open_ports() as ports:
+            return run(request, conf, ports)
+    from cni_bridge_py.log import RequestLog  # noqa: PLC0415 - only a logging config pays
+
+    log = RequestLog(
+        request,
+        notes,
+        network=conf.name,
+        path=conf.log_file,
+        level=conf.log_level,
+        started=started,
+    )
+    with log:
+        log.detail = {"bridge": conf.bridge}
+        with open_ports() as ports:
+            ports.steps = log.steps
+            return run(request, conf, ports)
 
 
 def prepare(request: Request) -> config.NetConf:

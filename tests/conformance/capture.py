@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import stat
 import subprocess
 from pathlib import Path
@@ -35,8 +36,21 @@ NFT_COUNTER = re.compile(r"counter packets \d+ bytes \d+")
 
 
 def links(ns: Namespace) -> list[dict[str, Any]]:
-    """Every link with its addresses, in ifindex order (creation order)."""
+    """Every link with its addresses, in ifindex order (creation order), operstates settled."""
+    settle_operstates(ns)
     return [link_view(entry) for entry in ns.ip_json("-d", "addr", "show")]
+
+
+def settle_operstates(ns: Namespace) -> None:
+    """The same settling for both lanes before a snapshot: the kernel updates an operstate in
+    linkwatch, up to a second late for a non-urgent change (a bridge's carrier going on with
+    its first port, or off with its last), unless that one link is read (RTM_GETLINK of one
+    link; a dump does not). Reading each link here makes the snapshot's operstates the
+    kernel's settled ones, whichever plugin happened to read what last."""
+    names = [entry["ifname"] for entry in ns.ip_json("link", "show")]
+    if names:
+        reads = "; ".join(f"ip link show dev {shlex.quote(name)}" for name in names)
+        ns.exec("sh", "-c", f"{{ {reads}; }} >/dev/null")
 
 
 def link_view(entry: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +68,9 @@ def link_view(entry: dict[str, Any]) -> dict[str, Any]:
         "name": entry["ifname"],
         "kind": kind,
         "flags": flags,
+        # Settled alike on both lanes (settle_operstates); tests/integration checks that ours
+        # leaves its bridge's settled right after ADD, as the reference does.
+        "operstate": entry.get("operstate", ""),
         "mtu": entry.get("mtu"),
         "mac": entry.get("address", ""),
         "txqlen": entry.get("txqlen", 0),

@@ -155,7 +155,11 @@ def loopback_up(_step: Step, ref: Record, ours: Record) -> bool:
         assert theirs["flags"] == ["LOOPBACK"] and theirs["addresses"] == [], theirs
         assert mine["flags"] == ["LOOPBACK", "LOWER_UP", "UP"], mine
         assert [a["local"] for a in mine["addresses"]] == ["127.0.0.1", "::1"], mine
-        mine.update(flags=theirs["flags"], addresses=theirs["addresses"])
+        # A loopback reports no carrier: up, its operstate is UNKNOWN.
+        assert (theirs["operstate"], mine["operstate"]) == ("DOWN", "UNKNOWN"), (theirs, mine)
+        mine.update(
+            flags=theirs["flags"], addresses=theirs["addresses"], operstate=theirs["operstate"]
+        )
         shown = True
     return shown
 
@@ -322,15 +326,22 @@ def _bridge_made_by_the_failed_add(ref: dict[str, Any], ours: dict[str, Any]) ->
 
 
 def _bridge_follows_ports(ref: dict[str, Any], ours: dict[str, Any], bridge: str) -> None:
-    """A bridge's carrier (LOWER_UP) and STP bridge id depend on its ports: a bridge that
-    never had one has carrier and the id 8000.00:00:00:00:00:00 (the kernel computes it when
-    a port comes); one whose only port has no carrier has none. Without the leaked port the
-    reference's bridge would look like ours."""
+    """A bridge's carrier (LOWER_UP), operstate and STP bridge id depend on its ports: a
+    bridge that never had one has carrier, operstate UNKNOWN and the id
+    8000.00:00:00:00:00:00 (the kernel computes it when a port comes); one whose only port
+    has no carrier has none and is DOWN; one whose port forwards is UP. Without the leaked port
+    the reference's bridge would look like ours."""
     theirs, mine = link(ref, bridge), link(ours, bridge)
     if theirs is None or mine is None or ports_of(ref, bridge) or ports_of(ours, bridge):
         return
     if set(theirs["flags"]) ^ set(mine["flags"]) == {"LOWER_UP"}:
         theirs["flags"] = list(mine["flags"])
+    if theirs["operstate"] != mine["operstate"]:
+        assert {theirs["operstate"], mine["operstate"]} <= {"UP", "DOWN", "UNKNOWN"}, (
+            theirs,
+            mine,
+        )
+        theirs["operstate"] = mine["operstate"]
     ids = (theirs["bridge"]["bridge_id"], mine["bridge"]["bridge_id"])
     if ids == ("8000.<own mac>", f"8000.{ZERO_MAC}"):
         theirs["bridge"]["bridge_id"] = mine["bridge"]["bridge_id"]

@@ -150,3 +150,20 @@ def test_mac_precedence(  # noqa: PLR0917 - pytest passes fixtures and parameter
     link = red.link("eth0")
     assert link is not None and link["address"] == expected
     assert result["interfaces"][2]["mac"] == expected
+
+
+@pytest.mark.parametrize("gateway", [True, False], ids=["gateway", "no-gateway"])
+def test_a_new_bridge_reads_up_right_after_add(
+    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any], gateway: bool
+) -> None:
+    """Read by a dump (`ip link show`, which does not settle an operstate as a read of the one
+    link does) as soon as ADD returns: UP, as the reference leaves it, not linkwatch's pending
+    UNKNOWN. ADD reads its bridge last, which brings the kernel's operstate up to date."""
+    conf = {**netconf, "isGateway": gateway, "isDefaultGateway": gateway}
+    for tag in ("red", "blue"):  # the first ADD makes the bridge; the second finds it
+        ns = namespaces.new(tag)
+        plugin.run("ADD", conf, container_id=tag, netns=ns.path).ok()
+        (bridge,) = [
+            e for e in plugin.host.ip_json("link", "show") if e["ifname"] == conf["bridge"]
+        ]
+        assert bridge["operstate"] == "UP", bridge

@@ -43,8 +43,11 @@ class Agent:
         socket: Path | None = None,
         *,
         activated: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.activated = activated
+        # Added to the agent's environment (CNI_BRIDGE_PY_LOG, ...).
+        self.extra_env = extra_env or {}
         self.host = host
         self.launcher = launcher
         self.workdir = workdir
@@ -73,7 +76,10 @@ class Agent:
         argv = self.host.argv(str(self.launcher), "agent")
         with self.log.open("wb") as sink:
             self.proc = subprocess.Popen(
-                [*argv, "--socket", str(self.socket)], stdout=sink, stderr=sink
+                [*argv, "--socket", str(self.socket)],
+                stdout=sink,
+                stderr=sink,
+                env={**os.environ, **self.extra_env},
             )
         self._wait_for(b"cni-bridge-py agent listening")
         return self
@@ -85,7 +91,10 @@ class Agent:
         argv = self.host.argv(SOCKET_ACTIVATE, "-l", str(self.socket))
         with self.log.open("wb") as sink:
             self.proc = subprocess.Popen(
-                [*argv, str(self.launcher), "agent"], stdout=sink, stderr=sink
+                [*argv, str(self.launcher), "agent"],
+                stdout=sink,
+                stderr=sink,
+                env={**os.environ, **self.extra_env},
             )
         self._wait_for(b"Listening on")
         os.chmod(self.socket, 0o600)

@@ -16,7 +16,7 @@ from cni_bridge_py.errors import (
     UnsupportedField,
 )
 from cni_bridge_py.kernel.errors import KernelError
-from tests.doubles.kernel import FakeLinks
+from tests.doubles.kernel import FakeLink, FakeLinks
 from tests.doubles.world import World
 from tests.unit.verbs.support import NETNS, add, netconf, run
 
@@ -127,6 +127,23 @@ def test_without_gateway_the_result_has_the_mac_the_bridge_took_from_its_port(
     # host-local still names its gateway, which nothing puts on the bridge.
     assert result["ips"] == [{"interface": 2, "address": "10.0.0.2/24", "gateway": "10.0.0.1"}]
     assert "routes" not in result
+
+
+def test_a_gateway_add_reads_its_bridge_last(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the reference does: a read of that one link is what brings the bridge's operstate up
+    to date (a new bridge's carrier-on otherwise waits in linkwatch, reading UNKNOWN)."""
+    read: list[int] = []
+    real = world.host.link_by_index
+
+    def spy(index: int) -> FakeLink | None:
+        read.append(index)
+        return real(index)
+
+    monkeypatch.setattr(world.host, "link_by_index", spy)
+    result = add(world, netconf())
+    bridge = world.host.get("cni0")
+    assert read[-1:] == [bridge.index]
+    assert result["interfaces"][0] == {"name": "cni0", "mac": "0a:58:00:00:00:02"}  # pinned
 
 
 def test_l2_mode_configures_no_address_and_no_masquerade(world: World, red: FakeLinks) -> None:
