@@ -65,6 +65,8 @@ TOP: dict[str, str] = {
     "enabledad": "bool",
     "disableContainerInterface": "bool",
     "portIsolation": "bool",
+    "logFile": "str",
+    "logLevel": "str",
     "dns": "object",
     "dns.nameservers": "list",
     "dns.domain": "str",
@@ -127,6 +129,8 @@ FIELD_KEYS = {
     "disable_container_interface": "disableContainerInterface",
     "port_isolation": "portIsolation",
     "ip_masq_backend": "ipMasqBackend",
+    "log_file": "logFile",
+    "log_level": "logLevel",
     # Read by GC only, which these ADD-driven properties never send: test_ipam_gc_status.py.
     "valid_attachments": "",
     # A cluster network has no ranges of its own (its node's lease): the bases here have
