@@ -4,7 +4,8 @@
 `cni-bridge-py cnitool add|check|del|gc|status NETWORK NETNS` is the cnitool-compatible runner;
 `cni-bridge-py agent [--socket PATH]` is the resident agent the plugin hands requests to;
 `cni-bridge-py node --config FILE [--status]` is a cluster network's node service (cluster/);
-`cni-bridge-py inspect [NETWORK...] [--json] [--graph FILE]` shows what networks hold (inspect/).
+`cni-bridge-py inspect [NETWORK...] [--json] [--graph FILE]` shows what networks hold (inspect/);
+`cni-bridge-py doctor [NETWORK...] [--fix]` says what is broken and what to do (doctor/).
 
 The plugin's path to an answer (VERSION, or the agent's reply) loads only this module, version
 (or the agent's client and protocol) and _socket: the launcher runs without `site`, so even
@@ -33,30 +34,42 @@ AGENT_ENV = b"CNI_BRIDGE_PY_AGENT"
 DEFAULT_AGENT_SOCKET = b"/run/cni-bridge-py/agent.sock"
 
 
+SUBCOMMANDS = ("cnitool", "agent", "node", "inspect", "doctor")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "cnitool":
-        import os  # noqa: PLC0415 - the plugin's path never loads it
-
-        from cni_bridge_py.runner.cnitool import run_cnitool  # noqa: PLC0415 - only the runner
-
-        return run_cnitool(args[1:], dict(os.environ))
-    if args and args[0] == "agent":
-        from cni_bridge_py.agent.server import main as agent_main  # noqa: PLC0415
-
-        return agent_main(args[1:])
-    if args and args[0] == "node":
-        from cni_bridge_py.cluster.main import main as node_main  # noqa: PLC0415
-
-        return node_main(args[1:])
-    if args and args[0] == "inspect":
-        from cni_bridge_py.inspect.main import main as inspect_main  # noqa: PLC0415
-
-        return inspect_main(args[1:])
+    if args and args[0] in SUBCOMMANDS:
+        return _subcommand(args[0], args[1:])
     if args and args[0] in ("-h", "--help"):
         sys.stdout.write(__doc__ or "")
         return 0
     return plugin_main()
+
+
+def _subcommand(name: str, rest: list[str]) -> int:
+    """Each subcommand's module, loaded only when it is asked for."""
+    if name == "cnitool":
+        import os  # noqa: PLC0415 - the plugin's path never loads it
+
+        from cni_bridge_py.runner.cnitool import run_cnitool  # noqa: PLC0415 - only the runner
+
+        return run_cnitool(rest, dict(os.environ))
+    if name == "agent":
+        from cni_bridge_py.agent.server import main as agent_main  # noqa: PLC0415
+
+        return agent_main(rest)
+    if name == "node":
+        from cni_bridge_py.cluster.main import main as node_main  # noqa: PLC0415
+
+        return node_main(rest)
+    if name == "inspect":
+        from cni_bridge_py.inspect.main import main as inspect_main  # noqa: PLC0415
+
+        return inspect_main(rest)
+    from cni_bridge_py.doctor.main import main as doctor_main  # noqa: PLC0415
+
+    return doctor_main(rest)
 
 
 def plugin_main() -> int:

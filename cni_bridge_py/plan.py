@@ -38,6 +38,19 @@ def bridge_addresses(ips: Sequence[IPConfig], conf: NetConf) -> list[IPInterface
     return seen
 
 
+def gateway_conflicts(gateway: IPInterface, present: Sequence[IPInterface]) -> list[IPInterface]:
+    """The addresses of `present` (on the bridge) that `gateway` cannot sit beside: the
+    reference's ensureAddr allows one IPv4 address per bridge, and IPv6 ones may not overlap.
+    ADD refuses them unless forceAddress (then it replaces them); doctor reports them."""
+    found = []
+    for addr in present:
+        if addr == gateway or addr.ip.is_link_local or addr.version != gateway.version:
+            continue
+        if gateway.version == 4 or addr.network.overlaps(gateway.network):
+            found.append(addr)
+    return found
+
+
 def result_routes(
     ipam_routes: Sequence[Route], ips: Sequence[IPConfig], conf: NetConf
 ) -> list[Route]:

@@ -29,6 +29,8 @@ class NetworkSpec:
     # Where the host-local store of this network lives ("" without host-local IPAM).
     store_dir: str = ""
     config_file: str = ""
+    # ADD replaces another address where the gateway goes (instead of refusing) when set.
+    force_address: bool = False
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,14 @@ def load_specs(
 ) -> list[NetworkSpec]:
     """The bridge networks to inspect: `conf_file` alone, the named ones from the config
     dir (as cnitool finds them), or every bridge network there."""
+    return [spec for spec, _ in load_networks(env, names, conf_file)]
+
+
+def load_networks(
+    env: Mapping[str, str], names: Sequence[str], conf_file: str | None
+) -> list[tuple[NetworkSpec, dict[str, Any]]]:
+    """load_specs, each with the bridge plugin's config as libcni hands it to the plugin
+    (the list's name and cniVersion in): what doctor --fix runs GC with."""
     try:
         if conf_file is not None:
             nets = [_load_file(Path(conf_file))]
@@ -104,7 +112,9 @@ def _load_file(path: Path) -> runner_conf.NetworkList:
     return runner_conf.upgrade_single(runner_conf.parse_plugin(data, str(path)))
 
 
-def _spec(net: runner_conf.NetworkList, env: Mapping[str, str]) -> NetworkSpec | None:
+def _spec(
+    net: runner_conf.NetworkList, env: Mapping[str, str]
+) -> tuple[NetworkSpec, dict[str, Any]] | None:
     plugin = next((p for p in net.plugins if p.get("type") in BRIDGE_TYPES), None)
     if plugin is None:
         return None
@@ -115,7 +125,7 @@ def _spec(net: runner_conf.NetworkList, env: Mapping[str, str]) -> NetworkSpec |
     except CniError as e:
         raise InspectError(f"network {net.name}: {e}") from e
     host_local = conf.ipam.host_local if conf.ipam is not None else None
-    return NetworkSpec(
+    spec = NetworkSpec(
         name=conf.name,
         bridge=conf.bridge,
         is_gateway=conf.is_gateway,
@@ -123,7 +133,9 @@ def _spec(net: runner_conf.NetworkList, env: Mapping[str, str]) -> NetworkSpec |
         masq_backend=masq_backend_name(env.get("PATH"), conf.ip_masq_backend),
         range_sets=host_local.range_sets if host_local else (),
         store_dir=os.path.join(host_local.data_dir, conf.name) if host_local else "",
+        force_address=conf.force_address,
     )
+    return spec, data
 
 
 def masq_backend_name(path_env: str | None, preference: str) -> str:
@@ -165,8 +177,8 @@ def read_store(directory: str) -> Iterator[Reservation]:
         return
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, NotADirectoryError):
+        return  # no reservation can be there (doctor reports a data dir that is a file)
     for entry in entries:
         skip = entry.name == LOCK_NAME or entry.name.startswith((LAST_RESERVED_PREFIX, TEMP_PREFIX))
         if skip or not entry.is_file(follow_symlinks=False):
@@ -286,26 +298,49 @@ def read_iptables(network: str, path_env: str | None, unreadable: list[str]) -> 
         if found is None:
             continue
         try:
-            proc = subprocess.run(
-                [found, "-t", "nat"],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=SAVE_TIMEOUT_S,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
+            text = save_existing(found)
+        except SaveError as e:
             unreadable.append(f"{tool} ({e})")
             continue
-        if proc.returncode != 0:
-            # No nat table at all (a kernel without it) reads as an empty table.
-            if "nat" not in proc.stderr:
-                unreadable.append(f"{tool} ({proc.stderr.strip()})")
-            continue
-        table = layout.NatTable.parse(proc.stdout)
+        table = layout.NatTable.parse(table_section(text, "nat"))
         for chain, container_id in sorted(layout.owned_chains(table, network).items()):
             sources = tuple(_source(rule) for rule in table.jumps_to(chain))
             out.append(NatState("iptables", chain, container_id, None, sources))
     return _merge_families(out)
+
+
+class SaveError(Exception):
+    """An iptables-save that could not run or failed."""
+
+
+def save_existing(executable: str) -> str:
+    """`<variant>-save` of the tables that exist, and only those: without `-t`, it lists
+    what the kernel has (legacy: /proc/net/ip_tables_names) where `-t nat` would have the
+    legacy kernel instantiate an empty nat table in this namespace to answer."""
+    try:
+        proc = subprocess.run(
+            [executable], capture_output=True, text=True, check=False, timeout=SAVE_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SaveError(str(e)) from e
+    if proc.returncode != 0:
+        raise SaveError(proc.stderr.strip() or f"exit status {proc.returncode}")
+    return proc.stdout
+
+
+def table_section(save_text: str, table: str) -> str:
+    """The lines of one table (`*nat` up to its COMMIT) of an iptables-save dump."""
+    out: list[str] = []
+    inside = False
+    for line in save_text.splitlines():
+        if line.startswith("*"):
+            inside = line[1:].strip() == table
+        elif inside:
+            if line == "COMMIT":
+                inside = False
+            else:
+                out.append(line)
+    return "\n".join(out)
 
 
 def _merge_families(states: list[NatState]) -> list[NatState]:

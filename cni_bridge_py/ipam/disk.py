@@ -240,19 +240,7 @@ class DiskStore:
         return True
 
     def check_writable(self) -> None:
-        """Create an unnamed file in the directory: proves a reservation could be written
-        (a read-only or full filesystem fails) and leaves nothing behind."""
-        try:
-            fd = os.open(self.directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                # This filesystem has no O_TMPFILE: fall back to the permission bits.
-                if os.access(self.directory, os.W_OK | os.X_OK):
-                    return
-                reason = "no write permission"
-            raise IOFailure(f"the IPAM data dir {self.directory} is not writable", reason) from exc
-        os.close(fd)
+        check_writable(self.directory)
 
     @staticmethod
     def _read(path: str) -> str | None:
@@ -266,6 +254,23 @@ class DiskStore:
             return os.read(fd, 4096).decode(errors="replace")
         finally:
             os.close(fd)
+
+
+def check_writable(directory: str) -> None:
+    """Create an unnamed file in the directory: proves a reservation could be written
+    (a read-only or full filesystem fails) and leaves nothing behind. Also doctor's test of
+    a data dir (or, before its first ADD, of the nearest directory that exists)."""
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            # This filesystem has no O_TMPFILE: fall back to the permission bits.
+            if os.access(directory, os.W_OK | os.X_OK):
+                return
+            reason = "no write permission"
+        raise IOFailure(f"the IPAM data dir {directory} is not writable", reason) from exc
+    os.close(fd)
 
 
 def _address(name: str) -> IPAddress | None:

@@ -388,6 +388,24 @@ class NetlinkSession:
             ]
         return out
 
+    def main_routes(self, versions: Collection[int] = (4, 6)) -> list[tuple[IPNetwork, int | None]]:
+        """(dst, output link index) of every main-table route of the IP `versions` asked for
+        (doctor looks for one that takes a network's subnet away from its bridge)."""
+        out: list[tuple[IPNetwork, int | None]] = []
+        doing = f"listing routes in {self.where}"
+        for version in sorted(versions):
+            request = rtmsg.route_table_request(_family(version), RT_TABLE_MAIN)
+            found = _query_dump(
+                doing,
+                self.sock,
+                request,
+                kind=RTM_GETROUTE,
+                answer=RTM_NEWROUTE,
+                parse=parse_route,
+            )
+            out += [(route.dst, route.oif) for route in found if route.table == RT_TABLE_MAIN]
+        return out
+
     def wait_operstate_up(self, index: int, what: str, delays_ms: tuple[int, ...]) -> str:
         """A new bridge port starts in the blocking state briefly; poll until it forwards."""
         state = ""

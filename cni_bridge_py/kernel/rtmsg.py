@@ -101,6 +101,11 @@ def route_request(family: int, table: int, oif: int) -> bytes:
     return _RTMSG.pack(family, 0, 0, 0, table, 0, 0, 0, 0) + _attr(RTA_OIF, _U32.pack(oif))
 
 
+def route_table_request(family: int, table: int) -> bytes:
+    """An RTM_GETROUTE dump of `family` in `table`, through any link (doctor's read)."""
+    return _RTMSG.pack(family, 0, 0, 0, table, 0, 0, 0, 0)
+
+
 def nsid_request(netns_fd: int) -> bytes:
     """RTM_GETNSID: the nsid this namespace gave the namespace open at `netns_fd`. A read:
     the kernel answers NETNSA_NSID_NOT_ASSIGNED (-1) rather than assigning one."""

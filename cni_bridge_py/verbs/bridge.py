@@ -133,19 +133,14 @@ def _clear_conflicts(
 def _conflicts(
     gateway: IPInterface, present: list[IPInterface], conf: NetConf
 ) -> list[IPInterface]:
-    """The reference's ensureAddr: one IPv4 address per bridge; IPv6 ones may not overlap.
-    The addresses `gateway` would replace (raises unless the config allows it)."""
-    found = []
-    for addr in present:
-        if addr == gateway or addr.ip.is_link_local or addr.version != gateway.version:
-            continue
-        if gateway.version == 4 or addr.network.overlaps(gateway.network):
-            if not conf.force_address:
-                raise InvalidConfig(
-                    f"{conf.bridge!r} already has an IP address different from {gateway}: {addr}",
-                    'set "forceAddress": true to replace it, or use another bridge',
-                )
-            found.append(addr)
+    """The reference's ensureAddr (plan.gateway_conflicts): the addresses `gateway` would
+    replace (raises unless the config allows it)."""
+    found = plan.gateway_conflicts(gateway, present)
+    if found and not conf.force_address:
+        raise InvalidConfig(
+            f"{conf.bridge!r} already has an IP address different from {gateway}: {found[0]}",
+            'set "forceAddress": true to replace it, or use another bridge',
+        )
     return found
 
 

@@ -117,11 +117,16 @@ def test_nothing_but_the_process_edges_imports_the_verbs_or_the_agent() -> None:
     its own subcommand."""
     edges = graph()
     for layer, users in (
-        ("verbs", {"cli", "agent.server"}),
-        ("agent", {"cli"}),
-        # inspect finds networks as the runner does, and reads its cache format.
-        ("runner", {"cli", "inspect.read"}),
-        ("inspect", {"cli"}),
+        # doctor --fix runs the plugin's GC in process, through the front and the verb table.
+        ("verbs", {"cli", "agent.server", "doctor.fix"}),
+        # doctor reads where the agent's socket is.
+        ("agent", {"cli", "doctor.read"}),
+        # inspect finds networks as the runner does, and reads its cache format; doctor --fix
+        # builds GC's request as the runner does.
+        ("runner", {"cli", "inspect.read", "doctor.fix"}),
+        # doctor reuses inspect's reads and join.
+        ("inspect", {"cli", "doctor.facts", "doctor.checks", "doctor.read", "doctor.main"}),
+        ("doctor", {"cli"}),
     ):
         outside = {
             m

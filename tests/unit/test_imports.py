@@ -25,6 +25,8 @@ FORBIDDEN = (
     "cni_bridge_py.firewall",
     "cni_bridge_py.verbs",
     "cni_bridge_py.runner",
+    "cni_bridge_py.inspect",
+    "cni_bridge_py.doctor",
 )
 PURE = (
     "cni_bridge_py.front",
