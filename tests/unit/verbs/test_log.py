@@ -79,7 +79,8 @@ def test_level_error_logs_only_failed_requests(world: World, tmp_path: Path) -> 
     logged_run(world, "CHECK", {**conf, "prevResult": json.loads(out)})
     assert lines(path) == []
     with pytest.raises(IOFailure):
-        logged_run(world, "ADD", conf, cid="blue", fault="ipam")
+        blue = world.netns("/var/run/netns/blue")
+        logged_run(world, "ADD", conf, cid="blue", netns=blue.path, fault="ipam")
     assert [e["containerID"] for e in lines(path)] == ["blue"]
 
 
