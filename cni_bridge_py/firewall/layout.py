@@ -111,7 +111,8 @@ def _target(rule: str) -> str:
     return ""
 
 
-def _source(rule: str) -> str:
+def rule_source(rule: str) -> str:
+    """The -s address of an iptables rule as iptables-save prints it ("" when none)."""
     words = shlex.split(rule)
     for i, word in enumerate(words[:-1]):
         if word in ("-s", "--source"):
@@ -189,7 +190,7 @@ def render_teardown(
 
 def _teardown_lines(current: NatTable, chain: str, hosts: set[str]) -> list[str]:
     jumps = current.jumps_to(chain)
-    doomed = [r for r in jumps if not hosts or _source(r) in hosts]
+    doomed = [r for r in jumps if not hosts or rule_source(r) in hosts]
     keep_chain = len(doomed) < len(jumps)
     lines = ["-D" + rule[2:] for rule in doomed]
     if chain in current.chains and not keep_chain:

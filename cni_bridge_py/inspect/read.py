@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -304,7 +303,7 @@ def read_iptables(network: str, path_env: str | None, unreadable: list[str]) -> 
             continue
         table = layout.NatTable.parse(table_section(text, "nat"))
         for chain, container_id in sorted(layout.owned_chains(table, network).items()):
-            sources = tuple(_source(rule) for rule in table.jumps_to(chain))
+            sources = tuple(layout.rule_source(rule) for rule in table.jumps_to(chain))
             out.append(NatState("iptables", chain, container_id, None, sources))
     return _merge_families(out)
 
@@ -351,14 +350,6 @@ def _merge_families(states: list[NatState]) -> list[NatState]:
         sources = (old.sources if old else ()) + state.sources
         merged[state.name] = NatState(state.backend, state.name, state.container_id, None, sources)
     return list(merged.values())
-
-
-def _source(rule: str) -> str:
-    words = shlex.split(rule)
-    for i, word in enumerate(words[:-1]):
-        if word in ("-s", "--source"):
-            return words[i + 1]
-    return ""
 
 
 def read_nftables(network: str) -> list[NatState]:

@@ -368,42 +368,36 @@ class NetlinkSession:
     ) -> list[tuple[IPNetwork, IPAddress | None]]:
         """(dst, gateway) of the main table's routes through link `index`, of the IP
         `versions` asked for (one dump each)."""
-        out: list[tuple[IPNetwork, IPAddress | None]] = []
-        doing = f"listing routes in {self.where}"
-        for version in sorted(versions):
-            request = rtmsg.route_request(_family(version), RT_TABLE_MAIN, index)
-            found = _query_dump(
-                doing,
-                self.sock,
-                request,
-                kind=RTM_GETROUTE,
-                answer=RTM_NEWROUTE,
-                parse=parse_route,
-            )
-            # Filtered by the kernel too (strict checking), but not by an old one.
-            out += [
-                (route.dst, route.gateway)
-                for route in found
-                if route.table == RT_TABLE_MAIN and route.oif == index
-            ]
-        return out
+        found = self._main_routes(
+            versions, lambda family: rtmsg.route_request(family, RT_TABLE_MAIN, index)
+        )
+        # Filtered by the kernel too (strict checking), but not by an old one.
+        return [(route.dst, route.gateway) for route in found if route.oif == index]
 
     def main_routes(self, versions: Collection[int] = (4, 6)) -> list[tuple[IPNetwork, int | None]]:
         """(dst, output link index) of every main-table route of the IP `versions` asked for
         (doctor looks for one that takes a network's subnet away from its bridge)."""
-        out: list[tuple[IPNetwork, int | None]] = []
+        found = self._main_routes(
+            versions, lambda family: rtmsg.route_table_request(family, RT_TABLE_MAIN)
+        )
+        return [(route.dst, route.oif) for route in found]
+
+    def _main_routes(
+        self, versions: Collection[int], request: Callable[[int], bytes]
+    ) -> list[rtmsg.Route]:
+        """The main table's routes of the IP `versions`, one dump each of `request(family)`."""
         doing = f"listing routes in {self.where}"
+        out: list[rtmsg.Route] = []
         for version in sorted(versions):
-            request = rtmsg.route_table_request(_family(version), RT_TABLE_MAIN)
             found = _query_dump(
                 doing,
                 self.sock,
-                request,
+                request(_family(version)),
                 kind=RTM_GETROUTE,
                 answer=RTM_NEWROUTE,
                 parse=parse_route,
             )
-            out += [(route.dst, route.oif) for route in found if route.table == RT_TABLE_MAIN]
+            out += [route for route in found if route.table == RT_TABLE_MAIN]
         return out
 
     def wait_operstate_up(self, index: int, what: str, delays_ms: tuple[int, ...]) -> str:
