@@ -11,6 +11,7 @@ from typing import Any
 from cni_bridge_py.doctor import checks, read
 from cni_bridge_py.doctor.facts import ERROR, WARNING, Finding, NetworkFacts
 from cni_bridge_py.inspect import read as inspect_read
+from cni_bridge_py.inspect.main import add_selection, selected
 from cni_bridge_py.inspect.model import NetworkSpec
 
 DESCRIPTION = """\
@@ -35,8 +36,7 @@ def parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("networks", nargs="*", metavar="NETWORK", help="network names (default: all)")
-    p.add_argument("--conf", metavar="FILE", help="check the network of this config file only")
+    add_selection(p, "check")
     p.add_argument("--fix", action="store_true", help="remove leftovers with GC, then recheck")
     p.add_argument("--strict", action="store_true", help="warnings fail the exit status too")
     return p
@@ -45,13 +45,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
     args = parser().parse_args(argv)
     environment = dict(os.environ) if env is None else env
-    if args.conf and args.networks:
-        sys.stderr.write("doctor: give NETWORK names or --conf, not both\n")
-        return 2
-    try:
-        networks = inspect_read.load_networks(environment, args.networks, args.conf)
-    except inspect_read.InspectError as e:
-        sys.stderr.write(f"doctor: {e}\n")
+    networks = selected(
+        "doctor", args, lambda: inspect_read.load_networks(environment, args.networks, args.conf)
+    )
+    if networks is None:
         return 2
     findings, facts = examine(networks, environment)
     if args.fix and any(checks.gc_removes(f, row) for f in facts for row in f.summary.rows):

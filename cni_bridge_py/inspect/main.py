@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from cni_bridge_py.inspect import join, read, render
+
+T = TypeVar("T")
 
 DESCRIPTION = """\
 Show what bridge networks hold: one row per attachment, joined from host-local's store, the
@@ -29,8 +32,7 @@ def parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("networks", nargs="*", metavar="NETWORK", help="network names (default: all)")
-    p.add_argument("--conf", metavar="FILE", help="inspect the network of this config file only")
+    add_selection(p, "inspect")
     p.add_argument("--json", action="store_true", help="JSON for machines instead of the table")
     p.add_argument(
         "--graph",
@@ -43,13 +45,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
     args = parser().parse_args(argv)
     environment = dict(os.environ) if env is None else env
-    if args.conf and args.networks:
-        sys.stderr.write("inspect: give NETWORK names or --conf, not both\n")
-        return 2
-    try:
-        specs = read.load_specs(environment, args.networks, args.conf)
-    except read.InspectError as e:
-        sys.stderr.write(f"inspect: {e}\n")
+    specs = selected(
+        "inspect", args, lambda: read.load_specs(environment, args.networks, args.conf)
+    )
+    if specs is None:
         return 2
     summaries = [join.summarize(read.observe(spec, environment)) for spec in specs]
     sys.stdout.write(render.to_json(summaries) if args.json else render.table(summaries))
@@ -62,3 +61,22 @@ def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
             sys.stderr.write(f"inspect: {e}\n")
             return 2
     return 0 if all(s.ok for s in summaries) else 1
+
+
+def add_selection(p: argparse.ArgumentParser, verb: str) -> None:
+    """NETWORK names or --conf FILE: how inspect and doctor choose what to look at."""
+    p.add_argument("networks", nargs="*", metavar="NETWORK", help="network names (default: all)")
+    p.add_argument("--conf", metavar="FILE", help=f"{verb} the network of this config file only")
+
+
+def selected(prog: str, args: argparse.Namespace, load: Callable[[], T]) -> T | None:
+    """What `load` finds for the chosen networks; None (said on stderr) for a usage or config
+    error, which both commands answer with exit 2."""
+    if args.conf and args.networks:
+        sys.stderr.write(f"{prog}: give NETWORK names or --conf, not both\n")
+        return None
+    try:
+        return load()
+    except read.InspectError as e:
+        sys.stderr.write(f"{prog}: {e}\n")
+        return None

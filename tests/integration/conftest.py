@@ -3,6 +3,7 @@ shared fixtures (installed, namespaces, host, plugin) are in tests/conftest.py."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,12 @@ def unchanged(plugin: Plugin, data_dir: Path) -> Unchanged:
         return unchanged_since(*containers, host=plugin.host, data_dir=data_dir)
 
     return take
+
+
+@pytest.fixture
+def conf_file(netconf: dict[str, Any], tmp_path: Path) -> Path:
+    """The network as a one-plugin conflist file (what inspect and doctor read)."""
+    path = tmp_path / f"{netconf['name']}.conflist"
+    conflist = {"cniVersion": "1.0.0", "name": netconf["name"], "plugins": [netconf]}
+    path.write_text(json.dumps(conflist))
+    return path

@@ -7,15 +7,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.integration.conftest import Unchanged
 from tests.support.netns import NamespaceFactory
-from tests.support.plugin import MINIMAL_PATH, Plugin, chain_name
+from tests.support.plugin import Plugin, chain_name
 
 NET = "testnet"
 
@@ -25,43 +22,23 @@ def write_conf(path: Path, netconf: dict[str, Any]) -> Path:
     return path
 
 
-@pytest.fixture
-def conf_file(netconf: dict[str, Any], tmp_path: Path) -> Path:
-    return write_conf(tmp_path / "testnet.conflist", netconf)
-
-
 def doctor(
     plugin: Plugin, tmp_path: Path, conf: Path, *args: str, agent: str = "off"
 ) -> tuple[int, list[str]]:
     """doctor inside the test's host namespace, with an empty libcni cache of its own and the
     agent's socket switched off (the machine's own agent is none of the test's business)."""
     env = {
-        "PATH": MINIMAL_PATH,
         "CNI_CACHE_DIR": str(tmp_path / "cache"),
         "CNI_PATH": plugin.cni_path,
         "CNI_BRIDGE_PY_AGENT": agent,
     }
-    proc = subprocess.run(
-        plugin.host.argv(str(plugin.executable), "doctor", "--conf", str(conf), *args),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
+    proc = plugin.tool("doctor", "--conf", str(conf), *args, env=env)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     return proc.returncode, proc.stdout.splitlines()
 
 
 def errors(out: list[str]) -> list[str]:
     return [line for line in out if line.startswith("error:")]
-
-
-def add(plugin: Plugin, netconf: dict[str, Any], cid: str, netns: str) -> str:
-    """ADD; the host veth's name."""
-    result = plugin.run("ADD", netconf, container_id=cid, netns=netns).ok().json
-    return str(result["interfaces"][1]["name"])
 
 
 def forwarding_on(plugin: Plugin) -> None:
@@ -86,8 +63,8 @@ def test_a_healthy_network_passes_and_nothing_changes(  # noqa: PLR0917 - pytest
     unchanged: Unchanged,
 ) -> None:
     red, blue = namespaces.new("red"), namespaces.new("blue")
-    add(plugin, netconf, "red", red.path)
-    add(plugin, netconf, "blue", blue.path)
+    plugin.add(netconf, "red", red.path)
+    plugin.add(netconf, "blue", blue.path)
     assert plugin.host.sysctl("net/ipv4/ip_forward") == "1"  # ADD turned it on (isGateway)
     check = unchanged(red, blue)
 
@@ -106,7 +83,7 @@ def test_ip_forward_off(
     conf_file: Path,
     tmp_path: Path,
 ) -> None:
-    add(plugin, netconf, "red", namespaces.new("red").path)
+    plugin.add(netconf, "red", namespaces.new("red").path)
     plugin.host.exec("sysctl", "-qw", "net.ipv4.ip_forward=0")
 
     code, out = doctor(plugin, tmp_path, conf_file)
@@ -123,8 +100,8 @@ def test_a_deleted_veth(
     tmp_path: Path,
 ) -> None:
     red, blue = namespaces.new("red"), namespaces.new("blue")
-    veth = add(plugin, netconf, "red", red.path)
-    add(plugin, netconf, "blue", blue.path)
+    veth = plugin.add(netconf, "red", red.path)
+    plugin.add(netconf, "blue", blue.path)
     plugin.host.exec("ip", "link", "del", veth)
 
     code, out = doctor(plugin, tmp_path, conf_file)
@@ -143,7 +120,7 @@ def test_a_deleted_reservation_then_a_leftover_nat_chain(  # noqa: PLR0917
     unchanged: Unchanged,
 ) -> None:
     red = namespaces.new("red")
-    veth = add(plugin, netconf, "red", red.path)
+    veth = plugin.add(netconf, "red", red.path)
     (data_dir / NET / "192.168.15.1").unlink()
     check = unchanged(red)
 
@@ -168,8 +145,8 @@ def test_fix_removes_the_leftovers_with_gc(  # noqa: PLR0917
     data_dir: Path,
 ) -> None:
     red, blue = namespaces.new("red"), namespaces.new("blue")
-    veth = add(plugin, netconf, "red", red.path)
-    blue_veth = add(plugin, netconf, "blue", blue.path)  # healthy, not in any cache: kept
+    veth = plugin.add(netconf, "red", red.path)
+    blue_veth = plugin.add(netconf, "blue", blue.path)  # healthy, not in any cache: kept
     (data_dir / NET / "192.168.15.1").unlink()
 
     code, out = doctor(plugin, tmp_path, conf_file, "--fix")
@@ -193,7 +170,7 @@ def test_another_address_on_the_bridge(  # noqa: PLR0917
     tmp_path: Path,
     bridge_name: str,
 ) -> None:
-    add(plugin, netconf, "red", namespaces.new("red").path)
+    plugin.add(netconf, "red", namespaces.new("red").path)
     plugin.host.exec("ip", "addr", "add", "10.9.9.9/8", "dev", bridge_name)
 
     code, out = doctor(plugin, tmp_path, conf_file)
@@ -221,7 +198,7 @@ def test_a_route_for_the_subnet_through_another_interface(
     conf_file: Path,
     tmp_path: Path,
 ) -> None:
-    add(plugin, netconf, "red", namespaces.new("red").path)
+    plugin.add(netconf, "red", namespaces.new("red").path)
     plugin.host.add_plain_link("other0")
     plugin.host.exec("ip", "link", "set", "other0", "up")
     plugin.host.exec("ip", "route", "add", "192.168.15.0/25", "dev", "other0")

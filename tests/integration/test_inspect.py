@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -15,30 +14,14 @@ import pytest
 
 from tests.integration.conftest import Unchanged
 from tests.support.netns import Namespace, NamespaceFactory
-from tests.support.plugin import MINIMAL_PATH, REFERENCE_DIR, Plugin, chain_name
+from tests.support.plugin import REFERENCE_DIR, Plugin, chain_name
 
 NET = "testnet"
 
 
-@pytest.fixture
-def conf_file(netconf: dict[str, Any], tmp_path: Path) -> Path:
-    path = tmp_path / "testnet.conflist"
-    path.write_text(json.dumps({"cniVersion": "1.0.0", "name": NET, "plugins": [netconf]}))
-    return path
-
-
 def inspect(plugin: Plugin, tmp_path: Path, *args: str) -> tuple[int, str, str]:
     """inspect run inside the test's host namespace, with an empty libcni cache of its own."""
-    env = {"PATH": MINIMAL_PATH, "CNI_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run(
-        ["ip", "netns", "exec", plugin.host.name, str(plugin.executable), "inspect", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
+    proc = plugin.tool("inspect", *args, env={"CNI_CACHE_DIR": str(tmp_path / "cache")})
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -58,12 +41,6 @@ def by_container(network: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {a["containerID"]: a for a in network["attachments"]}
 
 
-def add(plugin: Plugin, netconf: dict[str, Any], cid: str, netns: str) -> str:
-    """ADD; the host veth's name."""
-    result = plugin.run("ADD", netconf, container_id=cid, netns=netns).ok().json
-    return str(result["interfaces"][1]["name"])
-
-
 def test_a_healthy_network_and_nothing_changed(  # noqa: PLR0917 - pytest passes fixtures positionally
     plugin: Plugin,
     namespaces: NamespaceFactory,
@@ -74,8 +51,8 @@ def test_a_healthy_network_and_nothing_changed(  # noqa: PLR0917 - pytest passes
     bridge_name: str,
 ) -> None:
     red, blue = namespaces.new("red"), namespaces.new("blue")
-    red_veth = add(plugin, netconf, "red", red.path)
-    blue_veth = add(plugin, netconf, "blue", blue.path)
+    red_veth = plugin.add(netconf, "red", red.path)
+    blue_veth = plugin.add(netconf, "blue", blue.path)
     check = unchanged(red, blue)
 
     code, network = report(plugin, tmp_path, conf_file)
@@ -110,8 +87,8 @@ def test_a_deleted_veth(
     tmp_path: Path,
 ) -> None:
     red, blue = namespaces.new("red"), namespaces.new("blue")
-    red_veth = add(plugin, netconf, "red", red.path)
-    add(plugin, netconf, "blue", blue.path)
+    red_veth = plugin.add(netconf, "red", red.path)
+    plugin.add(netconf, "blue", blue.path)
     plugin.host.exec("ip", "link", "del", red_veth)
 
     code, network = report(plugin, tmp_path, conf_file)
@@ -131,7 +108,7 @@ def test_a_deleted_reservation_then_a_leftover_nat_chain(  # noqa: PLR0917
     data_dir: Path,
 ) -> None:
     red = namespaces.new("red")
-    red_veth = add(plugin, netconf, "red", red.path)
+    red_veth = plugin.add(netconf, "red", red.path)
     (data_dir / NET / "192.168.15.1").unlink()
 
     code, network = report(plugin, tmp_path, conf_file)
@@ -161,7 +138,7 @@ def test_an_attachment_made_by_the_reference_plugin_is_ok(  # noqa: PLR0917
     reference = Plugin(REFERENCE_DIR / "bridge", host, str(REFERENCE_DIR))
     theirs, ours = namespaces.new("ref"), namespaces.new("ours")
     reference.run("ADD", {**netconf, "type": "bridge"}, container_id="ref", netns=theirs.path).ok()
-    add(plugin, netconf, "ours", ours.path)
+    plugin.add(netconf, "ours", ours.path)
 
     code, network = report(plugin, tmp_path, conf_file)
 
@@ -185,8 +162,8 @@ def test_the_graph(  # noqa: PLR0917
     if shutil.which("dot") is None:
         pytest.skip("Graphviz's dot is not installed (Debian package graphviz)")
     red, blue = namespaces.new("red"), namespaces.new("blue")
-    red_veth = add(plugin, netconf, "red", red.path)
-    blue_veth = add(plugin, netconf, "blue", blue.path)
+    red_veth = plugin.add(netconf, "red", red.path)
+    blue_veth = plugin.add(netconf, "blue", blue.path)
     svg, dot = tmp_path / "net.svg", tmp_path / "net.dot"
 
     assert inspect(plugin, tmp_path, "--conf", str(conf_file), "--graph", str(svg))[0] == 0

@@ -99,6 +99,25 @@ class Plugin:
         )
         return Outcome(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
+    def add(self, config: dict[str, Any], container_id: str, netns: str) -> str:
+        """A successful ADD; the host veth's name."""
+        result = self.run("ADD", config, container_id=container_id, netns=netns).ok().json
+        return str(result["interfaces"][1]["name"])
+
+    def tool(self, *argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        """One of the executable's own commands (inspect, doctor) in the host namespace, with
+        `env` and PATH alone; a traceback fails the test."""
+        proc = subprocess.run(
+            self.host.argv(str(self.executable), *argv),
+            capture_output=True,
+            text=True,
+            env={"PATH": MINIMAL_PATH, **env},
+            check=False,
+            timeout=60,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
 
 def installed_plugin(bin_dir: Path, host: Namespace, *also: Path, name: str = LAUNCHER) -> Plugin:
     """`name` as `make install` laid it out in `bin_dir`, run inside `host`; its CNI_PATH is
