@@ -21,9 +21,9 @@ from cni_bridge_py.record import field, record
 from cni_bridge_py.request import Request
 from cni_bridge_py.result import DNS, Interface, IPConfig, Result, Route
 from cni_bridge_py.verbs.bridge import (
-    check_gateway_conflicts,
     configure_gateway,
     ensure_bridge,
+    other_bridge_addresses,
     pin_mac,
 )
 from cni_bridge_py.verbs.container import configure_container
@@ -74,14 +74,16 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         # Every check a config or an environment can fail has passed (the interface name
         # with the veth, the bridge's other addresses here): the rules, which a failed ADD
         # would leave as an empty nat table, may be written beside the next two steps.
-        check_gateway_conflicts(conf, ports, done.bridge, done.ips)
+        beside = other_bridge_addresses(conf, ports, done.bridge, done.ips)
         masquerade = _start_masquerade(request, conf, ports, done, undo)
         done.container = configure_container(
             request, conf, ports, container, ips=done.ips, routes=done.routes
         )
         ports.steps.mark("container")
         fault_point(request, "container")
-        configure_gateway(conf, ports, done.bridge, done.ips, port=done.host_veth, undo=undo)
+        configure_gateway(
+            conf, ports, done.bridge, done.ips, present=beside, port=done.host_veth, undo=undo
+        )
         ports.steps.mark("gateway")
         fault_point(request, "gateway")
         masquerade()

@@ -89,16 +89,16 @@ def configure_gateway(
     bridge: LinkView,
     ips: list[IPConfig],
     *,
+    present: list[IPInterface],
     port: LinkView,
     undo: Rollback,
 ) -> None:
-    """The gateway addresses on the bridge and forwarding on. `port` is this ADD's host veth."""
+    """The gateway addresses on the bridge and forwarding on. `present`: the bridge's other
+    addresses, as other_bridge_addresses read them; `port` is this ADD's host veth."""
     wanted = plan.bridge_addresses(ips, conf)
     if not wanted:
         return
     what = f"bridge {conf.bridge}"
-    # This config's own gateways never conflict with each other (two IPv4 range sets).
-    present = [a for a in ports.host.addresses(bridge.index) if a not in wanted]
     for gateway in wanted:
         _clear_conflicts(ports.host, bridge, gateway, present, conf)
         if ports.host.add_address(bridge.index, gateway, what, nodad=True):
@@ -110,17 +110,20 @@ def configure_gateway(
         ports.sysctl.write("net/ipv6/conf/all/forwarding", "1")
 
 
-def check_gateway_conflicts(
+def other_bridge_addresses(
     conf: NetConf, ports: Ports, bridge: LinkView, ips: list[IPConfig]
-) -> None:
-    """configure_gateway's refusal, made early: the bridge has another address where a
-    gateway goes and the config does not allow replacing it."""
+) -> list[IPInterface]:
+    """The bridge's addresses besides this config's gateways, read once per ADD and early:
+    one where a gateway goes is refused here unless forceAddress (before anything else is
+    made), and replaced by configure_gateway when it is set."""
     wanted = plan.bridge_addresses(ips, conf)
-    if not wanted or conf.force_address:
-        return
+    if not wanted:
+        return []
+    # This config's own gateways never conflict with each other (two IPv4 range sets).
     present = [a for a in ports.host.addresses(bridge.index) if a not in wanted]
     for gateway in wanted:
         _conflicts(gateway, present, conf)
+    return present
 
 
 def _clear_conflicts(
