@@ -50,10 +50,10 @@ def _remove_container_interface(request: Request, conf: NetConf, ports: Ports) -
         if link.kind != "veth":
             # Not ours to remove: we only ever put a veth there.
             return []
-        if _owned_by_another(request, conf, ports, link):
+        peer = _host_peer(ports, link)
+        if _owned_by_another(request, conf, peer):
             return []
         addresses = [a for a in container.addresses(link.index) if not a.ip.is_link_local]
-        peer = ports.host.link_by_index(link.peer_index) if link.peer_index else None
         if peer is None or peer.kind != "veth":
             container.delete_link(link.index, f"{request.ifname} in {request.netns}")
             return addresses
@@ -76,7 +76,7 @@ def _delete_retired(request: Request, conf: NetConf, ports: Ports, container: Li
     for link in container.links():
         if not (link.name.startswith(plan.RETIRED_PREFIX) and link.kind == "veth"):
             continue
-        peer = ports.host.link_by_index(link.peer_index) if link.peer_index else None
+        peer = _host_peer(ports, link)
         if peer is not None and plan.parse_port_alias(peer.alias) == attachment:
             container.delete_link(link.index, f"{link.name} in {request.netns}")
 
@@ -90,12 +90,16 @@ def _deleter(ports: Ports, index: int, name: str) -> Callable[[], object]:
     return delete
 
 
-def _owned_by_another(request: Request, conf: NetConf, ports: Ports, link: LinkView) -> bool:
+def _host_peer(ports: Ports, link: LinkView) -> LinkView | None:
+    """The host end of a container's veth (None when it has no peer there)."""
+    return ports.host.link_by_index(link.peer_index) if link.peer_index else None
+
+
+def _owned_by_another(request: Request, conf: NetConf, peer: LinkView | None) -> bool:
     """The host end of a veth we made names its attachment (plan.port_alias). One naming
     another network or container is not this DEL's to remove: a runtime that reused an ifname
     across networks would otherwise take down the other network's interface. A veth without
     our alias (made by the reference, or before aliases) is removed as the reference does."""
-    peer = ports.host.link_by_index(link.peer_index) if link.peer_index else None
     owner = plan.parse_port_alias(peer.alias) if peer is not None else None
     return owner is not None and owner != (conf.name, request.container_id, request.ifname)
 
