@@ -31,7 +31,7 @@ from cni_bridge_py.inspect.model import (
     Observed,
     Reservation,
 )
-from cni_bridge_py.ipam.disk import LAST_RESERVED_PREFIX, LOCK_NAME, TEMP_PREFIX
+from cni_bridge_py.ipam.disk import may_be_reservation
 from cni_bridge_py.ipam.store import parse_owner
 from cni_bridge_py.kernel.errors import KernelError
 from cni_bridge_py.netaddr import IPInterface
@@ -179,8 +179,7 @@ def read_store(directory: str) -> Iterator[Reservation]:
     except (FileNotFoundError, NotADirectoryError):
         return  # no reservation can be there (doctor reports a data dir that is a file)
     for entry in entries:
-        skip = entry.name == LOCK_NAME or entry.name.startswith((LAST_RESERVED_PREFIX, TEMP_PREFIX))
-        if skip or not entry.is_file(follow_symlinks=False):
+        if not may_be_reservation(entry):
             continue
         try:
             # Bytes: text mode would turn the owner's "\r\n" into "\n".

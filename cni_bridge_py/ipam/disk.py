@@ -186,9 +186,7 @@ class DiskStore:
             if entry.name.startswith(TEMP_PREFIX):
                 self._remove_stale_temp(entry.path)
                 continue
-            if entry.name == LOCK_NAME or entry.name.startswith(LAST_RESERVED_PREFIX):
-                continue
-            if not entry.is_file(follow_symlinks=False):
+            if not may_be_reservation(entry):
                 continue
             text = self._read(entry.path)
             if text is not None:
@@ -271,6 +269,15 @@ def check_writable(directory: str) -> None:
             reason = "no write permission"
         raise IOFailure(f"the IPAM data dir {directory} is not writable", reason) from exc
     os.close(fd)
+
+
+def may_be_reservation(entry: os.DirEntry[str]) -> bool:
+    """A file of the data dir that may be a reservation: a plain file (no symlink) other than
+    the lock, a last-reserved hint or a temporary file. inspect lists the dir by this too."""
+    name = entry.name
+    if name == LOCK_NAME or name.startswith((LAST_RESERVED_PREFIX, TEMP_PREFIX)):
+        return False
+    return entry.is_file(follow_symlinks=False)
 
 
 def _address(name: str) -> IPAddress | None:
