@@ -10,9 +10,11 @@ expected one (a second interface of the container, a repeated call, rules made b
 else), and the kernel is read: iptables-save, then a batch rendered from what it said, under
 our lock so that two such read-then-writes never interleave.
 
-DEL and CHECK read iptables-nft's tables through libnftables in process when it loads
-(iptables_nft_view): DEL deletes what it read by handle in one transaction, which the kernel
-refuses if the state changed since (then the iptables-save path runs); CHECK compares. An
+DEL and CHECK read iptables-nft's tables in process: the container's chain through
+libnftables when it loads (iptables_nft_view), POSTROUTING's jumps to it from the kernel's
+rule dump (nft_netlink: libnftables would list every container's jump). DEL deletes what it
+read by handle in one transaction, which the kernel refuses if the state changed since (then
+the iptables-save path runs); CHECK compares. An
 iptables-restore process costs ~7 ms, and ~13 ms on a DEL, whose socket's close waits for the
 kernel to free the deleted rules. Without libnftables, DEL writes blind as ADD does
 (layout.render_known_teardown) and CHECK reads iptables-save. GC always reads iptables-save:
@@ -40,6 +42,7 @@ from cni_bridge_py.firewall.layout import (
     render_teardown,
     rules_missing,
 )
+from cni_bridge_py.firewall.nft_netlink import CannotRead
 from cni_bridge_py.firewall.nft_transport import Outcome
 from cni_bridge_py.which import which
 
@@ -60,16 +63,30 @@ class NatLister(Protocol):
     def run(self, commands: str, *, json: bool = False, handles: bool = False) -> Outcome: ...
 
 
+class JumpReader(Protocol):
+    """The rules of a nat chain that jump to `target` (nft_netlink.jumps_to); raises
+    nft_netlink.CannotRead when it cannot tell."""
+
+    def __call__(self, family: int, chain: str, target: str) -> list[view.NftRule] | None: ...
+
+
 class RestoreIptables:
     name = "iptables"
 
     def __init__(
-        self, path_env: str | None = None, lock_dir: str = LOCK_DIR, nft: NatLister | None = None
+        self,
+        path_env: str | None = None,
+        lock_dir: str = LOCK_DIR,
+        nft: NatLister | None = None,
+        jumps: JumpReader | None = None,
     ) -> None:
         self.path_env = path_env
         self.lock_dir = lock_dir
         # libnftables for DEL and CHECK; None: iptables processes only.
         self.nft = nft
+        # POSTROUTING's jumps to one chain, read from the kernel without listing every
+        # container's (nft_netlink); None: libnftables lists the chain.
+        self.jumps = jumps
 
     def setup(self, request: MasqRequest) -> None:
         families = sorted({a.version for a in request.addresses})
@@ -92,7 +109,7 @@ class RestoreIptables:
         try:
             if self._chain(family, request.chain) is None:
                 return True  # no chain: nothing can jump to it
-            postrouting = self._chain(family, view.POSTROUTING, request.chain) or []
+            postrouting = self._jumps(family, request.chain)
         except CannotTell:
             return False
         hosts = {str(a.ip) for a in request.addresses}
@@ -123,6 +140,15 @@ class RestoreIptables:
             return self._chain(family, request.chain) is not None
         except CannotTell:
             return False  # only the families with known addresses are written
+
+    def _jumps(self, family: int, chain: str) -> list[view.NftRule]:
+        """POSTROUTING's jumps to `chain`."""
+        if self.jumps is not None:
+            try:
+                return self.jumps(family, view.POSTROUTING, chain) or []
+            except CannotRead:
+                pass  # libnftables, or iptables-save, may still tell
+        return self._chain(family, view.POSTROUTING, chain) or []
 
     def _chain(self, family: int, chain: str, jumping_to: str = "") -> list[view.NftRule] | None:
         """The chain's rules as libnftables lists them (with `jumping_to`, only the jumps to
@@ -156,7 +182,7 @@ class RestoreIptables:
         for family in sorted({a.version for a in request.addresses}):
             try:
                 own = self._chain(family, request.chain)
-                postrouting = self._chain(family, view.POSTROUTING, request.chain) or []
+                postrouting = self._jumps(family, request.chain)
             except CannotTell:
                 out += rules_missing(self._nat(family), request, family)
                 continue

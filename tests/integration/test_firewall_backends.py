@@ -9,6 +9,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -227,3 +228,82 @@ def test_a_thread_in_another_namespace_writes_there(namespaces: NamespaceFactory
     assert seen == {"thread": ["table", "inet", "there"], "main": ["table", "inet", "here"]}
     assert home.exec("nft", "list", "tables").split() == ["table", "inet", "here"]
     assert other.exec("nft", "list", "tables").split() == ["table", "inet", "there"]
+
+
+# --- POSTROUTING's jumps from the kernel's rule dump
+
+JUMPS = """
+import json, sys
+from cni_bridge_py.firewall import iptables_nft_view as view
+from cni_bridge_py.firewall.nft_lib import load
+from cni_bridge_py.firewall.nft_netlink import jumps_to
+lib = load()
+seen = {}
+for family, word in ((4, "ip"), (6, "ip6")):
+    listing = lib.run(f"list chain {word} nat POSTROUTING", json=True)
+    assert listing.ok, listing.error
+    for target in sys.argv[1:]:
+        seen[f"{family} {target}"] = [view.parse_chain(listing.output, target),
+                                      jumps_to(family, "POSTROUTING", target)]
+seen["no chain"] = jumps_to(4, "NOCHAIN", sys.argv[1])
+seen["no table"] = jumps_to(4, "POSTROUTING", sys.argv[1], table="notthere")
+print(json.dumps(seen))
+"""
+
+
+def test_postrouting_jumps_from_the_kernel_dump_as_libnftables_lists_them(
+    namespaces: NamespaceFactory,
+) -> None:
+    """DEL and CHECK read POSTROUTING's jumps to one chain from the kernel's rule dump
+    (nft_netlink), not libnftables' listing of every rule: both readers find the same rules,
+    handles, source matches and targets, among rules that differ in exactly those."""
+    ns = namespaces.new("jumps")
+    many = [f"-A POSTROUTING -s 10.1.0.{i}/32 -j CNI-MANY{i}" for i in range(1, 60)]
+    ipv4 = [
+        ":POSTROUTING ACCEPT [0:0]",
+        *[f":CNI-MANY{i} - [0:0]" for i in range(1, 60)],
+        ":CNI-X - [0:0]",
+        ":CNI-Y - [0:0]",
+        *many,
+        '-A POSTROUTING -s 10.9.0.5/32 -m comment --comment "name: n id: x" -j CNI-X',
+        "-A POSTROUTING -s 10.9.0.0/24 -j CNI-X",
+        "-A POSTROUTING -s 10.9.0.0/23 -j CNI-X",
+        "-A POSTROUTING ! -s 10.9.0.6/32 -j CNI-X",
+        "-A POSTROUTING -d 10.9.0.7/32 -j CNI-X",
+        "-A POSTROUTING -s 10.9.0.8/32 -j CNI-Y",
+        "-A POSTROUTING -s 10.9.0.9/32 -p tcp -j CNI-X",
+        "-A POSTROUTING -s 10.9.0.10/32 -g CNI-X",
+        "-A POSTROUTING -j CNI-X",
+    ]
+    ipv6 = [
+        ":POSTROUTING ACCEPT [0:0]",
+        ":CNI-X - [0:0]",
+        '-A POSTROUTING -s fd00::5/128 -m comment --comment "a b" -j CNI-X',
+        "-A POSTROUTING -s fd00::/64 -j CNI-X",
+        "-A POSTROUTING -s fd00::/63 -j CNI-X",
+    ]
+    for tool, lines in (("iptables-restore", ipv4), ("ip6tables-restore", ipv6)):
+        ns.exec("sh", "-c", f"printf '%s\\n' \"$@\" | {tool}", "-", "*nat", *lines, "COMMIT")
+    seen = json.loads(ns.exec(sys.executable, "-c", JUMPS, "CNI-X", "CNI-Y", "CNI-MANY7"))
+
+    def essentials(rules: list[list[Any]]) -> list[tuple[int, str, str, str]]:
+        # What DEL and CHECK read of a jump: handle, source (negated or not), target.
+        out = []
+        for handle, words in rules:
+            at = words.index("saddr") if "saddr" in words else -1
+            source = " ".join(words[at + 1 : at + 3 if words[at + 1] == "!=" else at + 2])
+            out.append((handle, source if at >= 0 else "", words[-2], words[-1]))
+        return out
+
+    for key in ("4 CNI-X", "4 CNI-Y", "4 CNI-MANY7", "6 CNI-X"):
+        listed, dumped = seen[key]
+        assert essentials(dumped) == essentials(listed), key
+    sources = [source for _, source, _, _ in essentials(seen["4 CNI-X"][1])]
+    assert sources == [
+        "10.9.0.5", "10.9.0.0/24", "10.9.0.0/23", "!= 10.9.0.6", "", "10.9.0.9", "",
+    ]  # fmt: skip
+    assert [s for _, s, _, _ in essentials(seen["6 CNI-X"][1])] == [
+        "fd00::5", "fd00::/64", "fd00::/63",
+    ]  # fmt: skip
+    assert essentials(seen["4 CNI-MANY7"][1])[0][1:] == ("10.1.0.7", "jump", "CNI-MANY7")
+    assert seen["no chain"] == seen["no table"] == []

@@ -1,0 +1,279 @@
+"""The POSTROUTING jumps to one container's chain, read from nf_tables over netlink.
+
+DEL and CHECK need only the rules of iptables-nft's POSTROUTING that jump to the container's
+chain (its handle for DEL, its source address for CHECK). libnftables cannot list fewer than
+the whole chain, one jump per container, and decodes every rule to JSON for us to decode
+again: 5.3 ms with 250 containers here, growing with each one. The kernel's rule dump, filtered
+to the table and chain by the kernel itself, costs a fraction of that, and the bytes of a rule
+that does not name our chain are skipped without being parsed (a chain name is unique and
+appears in a jump's verdict as a NUL-terminated string).
+
+A rule becomes the words iptables_nft_view reads from libnftables' JSON (`ip saddr 10.0.0.2
+counter jump CNI-x`), so both readers feed one matching; tests/integration compares them on
+the same kernel state. Anything unusual (an error other than "no such table or chain", a dump
+the kernel marks interrupted twice) raises CannotRead, and the caller falls back to reading
+the chain through libnftables or iptables-save.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Iterator
+
+NETLINK_NETFILTER = 12
+NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_NEWRULE = 6
+NFT_MSG_GETRULE = 7
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+NLM_F_DUMP_INTR = 0x10
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NFNETLINK_V0 = 0
+NFPROTO = {4: 2, 6: 10}  # NFPROTO_IPV4, NFPROTO_IPV6
+FAMILY_WORDS = {4: "ip", 6: "ip6"}
+
+NFTA_RULE_TABLE = 1
+NFTA_RULE_CHAIN = 2
+NFTA_RULE_HANDLE = 3
+NFTA_RULE_EXPRESSIONS = 4
+NFTA_LIST_ELEM = 1
+NFTA_EXPR_NAME = 1
+NFTA_EXPR_DATA = 2
+NFTA_PAYLOAD_BASE = 2
+NFTA_PAYLOAD_OFFSET = 3
+NFTA_PAYLOAD_LEN = 4
+NFT_PAYLOAD_NETWORK_HEADER = 1
+NFTA_CMP_OP = 2
+NFTA_CMP_DATA = 3
+NFT_CMP_EQ = 0
+NFT_CMP_NEQ = 1
+NFTA_BITWISE_MASK = 4
+NFTA_IMMEDIATE_DATA = 2
+NFTA_MATCH_NAME = 1
+NFTA_DATA_VALUE = 1
+NFTA_DATA_VERDICT = 2
+NFTA_VERDICT_CODE = 1
+NFTA_VERDICT_CHAIN = 2
+NFT_JUMP = -3
+NFT_GOTO = -4
+NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
+
+# (offset, length) of an address field in the network header, per family.
+ADDRESS_FIELDS = {4: {(12, 4): "saddr", (16, 4): "daddr"}, 6: {(8, 16): "saddr", (24, 16): "daddr"}}
+
+_NLMSGHDR = struct.Struct("=IHHII")
+_NFGENMSG = struct.Struct("=BBH")
+_NLATTR = struct.Struct("=HH")
+_BE32 = struct.Struct(">I")
+_BE32_SIGNED = struct.Struct(">i")
+_BE64 = struct.Struct(">Q")
+_RECV_BYTES = 1 << 16
+_ATTEMPTS = 2
+
+# A rule of a listing: its handle and its words (iptables_nft_view.NftRule).
+NftRule = tuple[int, tuple[str, ...]]
+
+
+class CannotRead(Exception):
+    """The kernel's rules could not be read here (no nf_tables, a refused dump)."""
+
+
+def jumps_to(family: int, chain: str, target: str, table: str = "nat") -> list[NftRule] | None:
+    """The rules of `table` `chain` (in the calling thread's network namespace) whose verdict
+    jumps to `target`, in order; None when the table or the chain does not exist."""
+    for _ in range(_ATTEMPTS):
+        dump = _dump_rules(family, table, chain)
+        if dump is None:
+            return None
+        messages, interrupted = dump
+        if not interrupted:
+            return parse_jumps(messages, family, target)
+    raise CannotRead(f"the {table} {chain} dump was interrupted by changes {_ATTEMPTS} times")
+
+
+def _dump_rules(family: int, table: str, chain: str) -> tuple[list[bytes], bool] | None:
+    attrs = _attr(NFTA_RULE_TABLE, table.encode() + b"\0") + _attr(
+        NFTA_RULE_CHAIN, chain.encode() + b"\0"
+    )
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
+    body = _NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
+    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
+    try:
+        sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER
+        )
+    except OSError as exc:
+        raise CannotRead(f"no nf_tables netlink socket: {exc}") from exc
+    with sock:
+        try:
+            sock.send(header + body)
+            return _receive(sock)
+        except OSError as exc:
+            raise CannotRead(f"the rule dump failed: {exc}") from exc
+
+
+def _receive(sock: socket.socket) -> tuple[list[bytes], bool] | None:
+    """The dump's rule messages (each without its netlink header) and whether the kernel
+    flagged it interrupted; None on ENOENT (no such table or chain)."""
+    messages: list[bytes] = []
+    interrupted = False
+    while True:
+        data = sock.recv(_RECV_BYTES)
+        if not data:
+            raise CannotRead("the rule dump ended without NLMSG_DONE")
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind, flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+            if length < _NLMSGHDR.size:
+                raise CannotRead("a malformed netlink message")
+            interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
+            if kind == NLMSG_DONE:
+                return messages, interrupted
+            if kind == NLMSG_ERROR:
+                code = -struct.unpack_from("=i", data, offset + _NLMSGHDR.size)[0]
+                if code == errno.ENOENT:
+                    return None
+                raise CannotRead(f"the kernel refused the rule dump: {os.strerror(code)}")
+            if kind & 0xFF == NFT_MSG_NEWRULE:
+                messages.append(data[offset + _NLMSGHDR.size : offset + length])
+            offset += (length + 3) & ~3
+
+
+def parse_jumps(messages: list[bytes], family: int, target: str) -> list[NftRule]:
+    """The rules among `messages` (NFT_MSG_NEWRULE bodies) that jump to `target` (pure)."""
+    needle = target.encode() + b"\0"
+    rules: list[NftRule] = []
+    for message in messages:
+        if needle not in message:
+            continue  # cannot name our chain: not worth parsing
+        attrs = dict(_attributes(message, _NFGENMSG.size))
+        handle, exprs = attrs.get(NFTA_RULE_HANDLE), attrs.get(NFTA_RULE_EXPRESSIONS)
+        if handle is None or exprs is None:
+            continue
+        words = _rule_words(exprs, family)
+        if _verdict_target(words) == target:
+            rules.append((_BE64.unpack(handle)[0], tuple(words)))
+    return rules
+
+
+def _verdict_target(words: list[str]) -> str | None:
+    for i, word in enumerate(words[:-1]):
+        if word == "jump":
+            return words[i + 1]
+    return None
+
+
+def _rule_words(exprs: bytes, family: int) -> list[str]:
+    """A rule's expressions as nft's text would say them (only what our rules use): a
+    payload load, an optional mask and a compare make one match `ip saddr 10.0.0.2`; an
+    unknown expression is its name, so it never matches by accident."""
+    words: list[str] = []
+    field: tuple[str, int, int] | None = None
+    prefix: int | None = None
+    for _, elem in _attributes(exprs):
+        expr = dict(_attributes(elem))
+        name = expr.get(NFTA_EXPR_NAME, b"").rstrip(b"\0").decode(errors="replace")
+        data = dict(_attributes(expr.get(NFTA_EXPR_DATA, b"")))
+        if name == "payload":
+            field = _payload_field(data, family)
+            prefix = None if field is None or field[1] == field[2] else field[2] * 8
+        elif name == "bitwise" and field is not None:
+            prefix = _prefix_length(data)
+        elif name == "cmp" and field is not None:
+            words += _match_words(data, family, field, prefix)
+            field = None
+        elif name == "immediate":
+            words += _verdict_words(data)
+        elif name == "match":
+            # An xtables match (iptables-nft's `-m comment`), named as libnftables' JSON does.
+            words.append("xt-" + _xt_name(data))
+        else:
+            words.append(name)
+    return words
+
+
+def _xt_name(data: dict[int, bytes]) -> str:
+    return data.get(NFTA_MATCH_NAME, b"").rstrip(b"\0").decode(errors="replace")
+
+
+def _payload_field(data: dict[int, bytes], family: int) -> tuple[str, int, int] | None:
+    """(field, its length, bytes loaded) of a load of an address field: iptables-nft loads
+    only the whole bytes of a prefix (`-s 10.0.0.0/24` loads three)."""
+    try:
+        base = _BE32.unpack(data[NFTA_PAYLOAD_BASE])[0]
+        offset = _BE32.unpack(data[NFTA_PAYLOAD_OFFSET])[0]
+        loaded = _BE32.unpack(data[NFTA_PAYLOAD_LEN])[0]
+    except (KeyError, struct.error):
+        return None
+    if base != NFT_PAYLOAD_NETWORK_HEADER:
+        return None
+    for (start, size), field in ADDRESS_FIELDS[family].items():
+        if start == offset and 0 < loaded <= size:
+            return field, size, loaded
+    return None
+
+
+def _prefix_length(data: dict[int, bytes]) -> int | None:
+    mask = dict(_attributes(data.get(NFTA_BITWISE_MASK, b""))).get(NFTA_DATA_VALUE)
+    if mask is None:
+        return None
+    bits = int.from_bytes(mask, "big")
+    length = bin(bits).count("1")
+    # Only a prefix mask (ones, then zeros) is an address/len; anything else is no match.
+    return length if bits == ((1 << length) - 1) << (len(mask) * 8 - length) else -1
+
+
+def _match_words(
+    data: dict[int, bytes], family: int, field: tuple[str, int, int], prefix: int | None
+) -> list[str]:
+    """`ip saddr [!=] 10.0.0.2` or `... 10.0.0.0/24`; a compare of anything else is "cmp"."""
+    name, size, _ = field
+    value = dict(_attributes(data.get(NFTA_CMP_DATA, b""))).get(NFTA_DATA_VALUE)
+    try:
+        op = _BE32.unpack(data[NFTA_CMP_OP])[0]
+    except (KeyError, struct.error):
+        return ["cmp"]
+    if value is None or len(value) > size or op not in (NFT_CMP_EQ, NFT_CMP_NEQ) or prefix == -1:
+        return ["cmp"]
+    address = ipaddress.ip_address(value.ljust(size, b"\0"))
+    text = str(address) if prefix is None else f"{address}/{prefix}"
+    negation = ["!="] if op == NFT_CMP_NEQ else []
+    return [FAMILY_WORDS[family], name, *negation, text]
+
+
+def _verdict_words(data: dict[int, bytes]) -> list[str]:
+    verdict = dict(_attributes(data.get(NFTA_IMMEDIATE_DATA, b""))).get(NFTA_DATA_VERDICT)
+    if verdict is None:
+        return ["immediate"]
+    parts = dict(_attributes(verdict))
+    try:
+        code = _BE32_SIGNED.unpack(parts[NFTA_VERDICT_CODE])[0]
+    except (KeyError, struct.error):
+        return ["immediate"]
+    chain = parts.get(NFTA_VERDICT_CHAIN, b"").rstrip(b"\0").decode(errors="replace")
+    if code == NFT_JUMP:
+        return ["jump", chain]
+    if code == NFT_GOTO:
+        return ["goto", chain]
+    return ["verdict"]
+
+
+def _attributes(data: bytes, offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(type, payload) of the netlink attributes in data[offset:]."""
+    end = len(data)
+    while offset + _NLATTR.size <= end:
+        length, kind = _NLATTR.unpack_from(data, offset)
+        if length < _NLATTR.size or offset + length > end:
+            return
+        yield kind & NLA_TYPE_MASK, data[offset + _NLATTR.size : offset + length]
+        offset += (length + 3) & ~3
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    length = _NLATTR.size + len(payload)
+    return _NLATTR.pack(length, kind) + payload + b"\0" * (-length % 4)
