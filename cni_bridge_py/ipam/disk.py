@@ -20,11 +20,15 @@ import ipaddress
 import os
 import stat
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from cni_bridge_py.errors import IOFailure, TryAgainLater
 from cni_bridge_py.filelock import flock_within
 from cni_bridge_py.ipam.store import LINE_BREAK, Owner, parse_owner
 from cni_bridge_py.netaddr import IPAddress
+
+if TYPE_CHECKING:
+    from cni_bridge_py.ipam.dirwatch import WatchedDirs
 
 LOCK_NAME = "lock"
 LAST_RESERVED_PREFIX = "last_reserved_ip."
@@ -47,10 +51,19 @@ def _owner_texts(container_id: str, ifname: str) -> tuple[str, str]:
 
 
 class DiskStore:
-    def __init__(self, data_dir: str, network: str, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        network: str,
+        lock_timeout: float = LOCK_TIMEOUT_S,
+        watched: WatchedDirs | None = None,
+    ) -> None:
+        """`watched`: a resident process's copy of the directory (dirwatch), which lookups
+        by owner use instead of reading every file; None reads them."""
         # `network` is validated by config (no "/" or ".."), so the join stays inside data_dir.
         self.directory = os.path.join(data_dir, network)
         self.lock_timeout = lock_timeout
+        self._watched = watched
         # True while this instance holds the flock: only then is a temporary file certainly
         # a crash's leftover (every writer holds the lock). Not shared between threads.
         self._locked = False
@@ -178,6 +191,14 @@ class DiskStore:
         """(file name, owner text) of every plain file that may be a reservation, the name not
         parsed yet: a lookup by owner parses only the names it keeps (with hundreds of
         attachments, parsing every name cost more than reading every file)."""
+        known = self._watched.files(self.directory) if self._watched is not None else None
+        if known is not None:
+            for name, owner in known.items():
+                if name.startswith(TEMP_PREFIX):
+                    self._remove_stale_temp(os.path.join(self.directory, name))
+                else:
+                    yield name, owner
+            return
         try:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
@@ -269,6 +290,27 @@ def check_writable(directory: str) -> None:
             reason = "no write permission"
         raise IOFailure(f"the IPAM data dir {directory} is not writable", reason) from exc
     os.close(fd)
+
+
+def watched_entry(directory: str, name: str) -> str | None:
+    """What a watched copy of the directory keeps of one entry (dirwatch's reader): as
+    _files reads it, a reservation's owner text; "" for a temporary file, which the next
+    caller holding the lock removes; None for anything else, or when it is gone."""
+    if name == LOCK_NAME or name.startswith(LAST_RESERVED_PREFIX):
+        return None
+    path = os.path.join(directory, name)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IOFailure(f"cannot read {path}", str(exc)) from exc
+    if name.startswith(TEMP_PREFIX):
+        return ""
+    if not stat.S_ISREG(mode):
+        return None
+    text = DiskStore._read(path)
+    return None if text is None else text.strip()
 
 
 def may_be_reservation(entry: os.DirEntry[str]) -> bool:

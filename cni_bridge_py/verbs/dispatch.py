@@ -9,11 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from cni_bridge_py import config
 from cni_bridge_py.ports import Background, Ports
 from cni_bridge_py.request import Handler, Notes, Request
 from cni_bridge_py.verbs import add, check, delete, gc, status
+
+if TYPE_CHECKING:
+    from cni_bridge_py.ipam.dirwatch import WatchedDirs  # ctypes: the agent's only
 
 # The verbs that print nothing on success (ADD prints its result).
 SILENT: dict[str, Callable[[Request, config.NetConf, Ports], object]] = {
@@ -29,8 +33,9 @@ def dispatch(request: Request, notes: Notes) -> str:
     return dispatch_with(None)(request, notes)
 
 
-def dispatch_with(background: Background | None) -> Handler:
-    """The dispatch of a process that can finish slow work after answering (the agent)."""
+def dispatch_with(background: Background | None, watched: WatchedDirs | None = None) -> Handler:
+    """The dispatch of a resident process (the agent): it can finish slow work after
+    answering, and keep a copy of the IPAM data dirs that inotify keeps current."""
 
     def run_request(request: Request, notes: Notes) -> str:
         from cni_bridge_py.verbs.system import system_ports  # noqa: PLC0415 - loads pyroute2
@@ -43,7 +48,7 @@ def dispatch_with(background: Background | None) -> Handler:
 
             conf = with_lease(conf, request.command)
         return run_logged(
-            request, conf, notes, lambda: system_ports(request, notes, background), started
+            request, conf, notes, lambda: system_ports(request, notes, background, watched), started
         )
 
     return run_request

@@ -6,6 +6,8 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import TYPE_CHECKING
 
 from cni_bridge_py.firewall.backend import all_backends, default_backend, spoof_checker
 from cni_bridge_py.ipam.disk import DiskStore
@@ -17,6 +19,9 @@ from cni_bridge_py.kernel.sysctl import ProcSysctl
 from cni_bridge_py.ports import Background, Immediate, Links, Ports
 from cni_bridge_py.request import Notes, Request
 
+if TYPE_CHECKING:
+    from cni_bridge_py.ipam.dirwatch import WatchedDirs  # ctypes: the agent's only
+
 
 @contextmanager
 def _open_netns(path: str) -> Iterator[Links]:
@@ -26,19 +31,25 @@ def _open_netns(path: str) -> Iterator[Links]:
 
 @contextmanager
 def system_ports(
-    request: Request, notes: Notes, background: Background | None = None
+    request: Request,
+    notes: Notes,
+    background: Background | None = None,
+    watched: WatchedDirs | None = None,
 ) -> Iterator[Ports]:
+    """`background` and `watched` are a resident process's (the agent): where slow work goes
+    after the answer, and its inotify copy of the data dirs."""
     # PATH first, as the reference's exec.LookPath("iptables"): a host that picked legacy
     # iptables through PATH gets the legacy backend. Then CNI_PATH and the usual dirs.
     dirs = [request.search_path, *request.path, "/usr/sbin:/usr/bin:/sbin:/bin"]
     path_env = ":".join(d for d in dirs if d)
+    open_store = DiskStore if watched is None else partial(DiskStore, watched=watched)
     with netlink.host_session() as host:
         yield Ports(
             host=host,
             open_host=netlink.host_session,
             open_netns=_open_netns,
             sysctl=ProcSysctl(),
-            ipam=lambda conf, req: ipam_for(conf, req, DiskStore, notes),
+            ipam=lambda conf, req: ipam_for(conf, req, open_store, notes),
             masq=lambda preference: default_backend(path_env, preference),
             masq_all=lambda: all_backends(path_env),
             netns_exists=netns_exists,

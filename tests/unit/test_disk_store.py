@@ -20,7 +20,8 @@ from cni_bridge_py.filelock import flock_within
 from cni_bridge_py.ipam import allocator
 from cni_bridge_py.ipam.allocator import Attachment
 from cni_bridge_py.ipam.config import DEFAULT_DATA_DIR
-from cni_bridge_py.ipam.disk import TEMP_PREFIX, DiskStore
+from cni_bridge_py.ipam.dirwatch import WatchedDirs
+from cni_bridge_py.ipam.disk import TEMP_PREFIX, DiskStore, watched_entry
 from cni_bridge_py.ipam.gc import gc
 from cni_bridge_py.ipam.ranges import Range, RangeSet
 from tests.reference import CAPTURE
@@ -29,9 +30,15 @@ ip = ipaddress.ip_address
 MYNET = RangeSet.build([Range.build(ipaddress.ip_network("10.188.0.0/24"))])
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> DiskStore:
-    return DiskStore(str(tmp_path), "mynet", lock_timeout=0.2)
+@pytest.fixture(params=["reads the dir", "watched"])
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> DiskStore:
+    """Each test twice: reading the directory, and as the agent's store, whose lookups use
+    its inotify copy of the directory (dirwatch)."""
+    watched = WatchedDirs(watched_entry) if request.param == "watched" else None
+    made = DiskStore(str(tmp_path), "mynet", lock_timeout=0.2, watched=watched)
+    if watched is not None:
+        assert watched.files(made.directory) is not None  # really watched here
+    return made
 
 
 def listing(directory: Path) -> str:

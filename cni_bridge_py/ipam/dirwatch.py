@@ -1,0 +1,210 @@
+"""A resident process's copy of host-local data dirs, kept current by inotify.
+
+An ADD asks whether its attachment already holds an address, and a DEL which addresses it
+holds: host-local answers by reading every reservation file of the network (the reference
+does the same), 2.5 ms with 250 attachments here, growing with each one. The agent serves many
+requests, so it keeps each file's content and re-reads only the files the kernel says changed.
+
+Why this stays exact: every change to a directory entry or a file's content made through the
+directory (create, link, rename, unlink, write, truncate) queues an inotify event before the
+changing call returns, so once a caller holds the store's flock, every change of every other
+writer (they all hold it while writing, the reference included) is in the queue, and draining
+the queue before answering gives the directory as it is. What inotify cannot see makes the
+caller fall back to reading the directory: a filesystem where changes can come from another
+machine (only local disk filesystems and tmpfs are watched), a lost event queue
+(IN_Q_OVERFLOW), a directory replaced or moved, or no inotify at all. A file changed through a
+hard link from outside the directory is not seen; host-local's files have no such links.
+
+One inotify instance per process, made on first use: a forked worker makes its own (a shared
+instance would hand each event to one process only).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+import threading
+from collections.abc import Callable
+
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_UNMOUNT = 0x2000
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+WATCHED_EVENTS = (
+    IN_MODIFY
+    | IN_ATTRIB
+    | IN_CLOSE_WRITE
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+    | IN_CREATE
+    | IN_DELETE
+    | IN_DELETE_SELF
+    | IN_MOVE_SELF
+    | IN_ONLYDIR
+    | IN_DONT_FOLLOW
+)
+# The watch no longer describes the directory at that path: read it again.
+_LOST = IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED
+
+# statfs f_type of the filesystems whose changes all happen in this kernel.
+LOCAL_FILESYSTEMS = frozenset(
+    {
+        0xEF53,  # ext2/3/4
+        0x58465342,  # xfs
+        0x9123683E,  # btrfs
+        0x01021994,  # tmpfs
+    }
+)
+
+_EVENT = struct.Struct("=iIII")
+_STATFS_BYTES = 120  # struct statfs on 64-bit Linux; f_type is its first field
+
+# What a directory's file holds, as the store reads it; None: nothing to keep.
+Reader = Callable[[str, str], "str | None"]
+Identity = tuple[int, int]
+
+
+class _Directory:
+    def __init__(self, identity: Identity, wd: int) -> None:
+        self.identity = identity
+        self.wd = wd
+        self.files: dict[str, str] = {}
+        self.dirty: set[str] = set()
+        self.lost = False
+
+
+class WatchedDirs:
+    """name -> content of the files of each directory asked for, per process."""
+
+    def __init__(self, read: Reader) -> None:
+        self._read = read
+        self._guard = threading.Lock()
+        self._pid = -1
+        self._fd = -1
+        self._by_wd: dict[int, _Directory] = {}
+        self._by_identity: dict[Identity, _Directory] = {}
+
+    def files(self, directory: str) -> dict[str, str] | None:
+        """The directory's files (name -> what `read` returned) as they are now; None when
+        it cannot be watched here (the caller reads the directory itself)."""
+        with self._guard:
+            if not self._ready():
+                return None
+            self._drain()
+            try:
+                identity = _identity(directory)
+            except OSError:
+                return None
+            known = self._by_identity.get(identity)
+            if known is None or known.lost:
+                known = self._watch(directory, identity)
+                if known is None:
+                    return None
+            for name in sorted(known.dirty):
+                self._refresh(known, directory, name)
+                known.dirty.discard(name)
+            return dict(known.files)
+
+    def _ready(self) -> bool:
+        if self._pid != os.getpid():  # first use, or a forked child
+            if self._fd >= 0:
+                os.close(self._fd)  # the parent's instance, copied by fork
+            self._pid, self._by_wd, self._by_identity = os.getpid(), {}, {}
+            self._fd = _libc_call("inotify_init1", os.O_NONBLOCK | os.O_CLOEXEC)
+        return self._fd >= 0
+
+    def _watch(self, directory: str, identity: Identity) -> _Directory | None:
+        if _filesystem(directory) not in LOCAL_FILESYSTEMS:
+            return None
+        # The watch first, then the read: a change during the read is an event for later.
+        wd = _libc_call("inotify_add_watch", self._fd, os.fsencode(directory), WATCHED_EVENTS)
+        if wd < 0:
+            return None
+        try:
+            if _identity(directory) != identity:
+                return None  # replaced between the two looks; the next call starts over
+            names = os.listdir(directory)
+        except OSError:
+            return None
+        known = _Directory(identity, wd)
+        for name in names:
+            self._refresh(known, directory, name)
+        old = self._by_wd.get(wd)
+        if old is not None:
+            self._by_identity.pop(old.identity, None)
+        self._by_wd[wd] = self._by_identity[identity] = known
+        return known
+
+    def _refresh(self, known: _Directory, directory: str, name: str) -> None:
+        content = self._read(directory, name)
+        if content is None:
+            known.files.pop(name, None)
+        else:
+            known.files[name] = content
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return
+            offset = 0
+            while offset + _EVENT.size <= len(data):
+                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+                raw = data[offset + _EVENT.size : offset + _EVENT.size + length]
+                offset += _EVENT.size + length
+                self._note(wd, mask, os.fsdecode(raw.rstrip(b"\0")))
+
+    def _note(self, wd: int, mask: int, name: str) -> None:
+        if mask & IN_Q_OVERFLOW:
+            for each in self._by_wd.values():
+                each.lost = True
+            return
+        known = self._by_wd.get(wd)
+        if known is None:
+            return
+        if mask & _LOST:
+            known.lost = True
+        elif name:
+            known.dirty.add(name)
+
+
+def _identity(directory: str) -> Identity:
+    found = os.stat(directory)
+    return found.st_dev, found.st_ino
+
+
+_LIBC: list[ctypes.CDLL] = []
+
+
+def _libc() -> ctypes.CDLL:
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
+def _libc_call(name: str, *args: object) -> int:
+    """A libc call's result, -1 when it fails or does not exist."""
+    try:
+        result: int = getattr(_libc(), name)(*args)
+    except (AttributeError, OSError):
+        return -1
+    return result
+
+
+def _filesystem(directory: str) -> int:
+    buffer = ctypes.create_string_buffer(_STATFS_BYTES)
+    if _libc_call("statfs", os.fsencode(directory), buffer) != 0:
+        return -1
+    return int(struct.unpack_from("=q", buffer.raw)[0]) & 0xFFFFFFFF
