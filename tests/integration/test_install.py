@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cni_bridge_py.install import launcher_interpreter
 from tests.support.netns import Namespace, NamespaceFactory
 from tests.support.plugin import MINIMAL_PATH
 
@@ -56,11 +57,12 @@ def test_no_command_prints_about_to_stderr(installed: Path, host: Namespace) -> 
 def test_launcher_layout(installed: Path) -> None:
     launcher = installed / "cni-bridge-py"
     assert os.access(launcher, os.X_OK)
-    shebang = launcher.read_text().splitlines()[0]
-    interpreter = shebang.removeprefix("#!").split()[0]
+    text = launcher.read_text()
+    assert text.splitlines()[0] == "#!/bin/sh"  # answers VERSION, then execs Python
+    interpreter, flags = launcher_interpreter(text)
     assert Path(interpreter).is_absolute() and os.access(interpreter, os.X_OK)
-    # Isolated (no PYTHON* variables, no user site) and without site: one shebang word.
-    assert shebang.endswith(" -IS")
+    # Isolated (no PYTHON* variables, no user site) and without site.
+    assert flags == "-IS"
     alias = installed / "bridge-py-alias"
     assert alias.is_symlink() and alias.resolve() == launcher.resolve()
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 import cni_bridge_py
-from cni_bridge_py.install import install, launcher_text, site_paths, uninstall
+from cni_bridge_py.install import (
+    EXECUTABLES,
+    install,
+    launcher_interpreter,
+    launcher_text,
+    site_paths,
+    uninstall,
+)
+from cni_bridge_py.version import version_json
 from tests.doubles.agent import FakeAgent
 
 SOURCE_DIR = Path(cni_bridge_py.__file__).resolve().parents[1]
@@ -41,7 +49,8 @@ def test_install_writes_launchers_and_aliases_and_uninstall_removes_exactly_them
         "host-local",
     ]
     launcher = (tmp_path / "cni-bridge-py").read_text()
-    assert launcher.startswith("#!/opt/py/bin/python3 -IS\n")
+    assert launcher.startswith("#!/bin/sh\n")
+    assert launcher_interpreter(launcher) == ["/opt/py/bin/python3", "-IS"]
     assert "sys.path += ['/opt/venv/site-packages', '/opt/src']\n" in launcher
     assert os.access(tmp_path / "cni-bridge-py", os.X_OK)
     assert (
@@ -66,10 +75,12 @@ def test_an_alias_never_replaces_a_foreign_file(tmp_path: Path) -> None:
 
 
 def test_the_launcher_runs_isolated_without_site_on_exactly_its_paths() -> None:
-    """One shebang word (Linux passes one argument): -I (no PYTHON* variables, no user
-    site) and -S (no site: ~4 ms and every .pth file); the paths come after the stdlib's."""
+    """-I (no PYTHON* variables, no user site) and -S (no site: ~4 ms and every .pth file);
+    the paths come after the stdlib's."""
     text = launcher_text("/venv/bin/python", ["/venv/site", "/src"])
-    assert text.splitlines()[0] == "#!/venv/bin/python -IS"
+    assert text.splitlines()[0] == "#!/bin/sh"
+    assert 'exec \'/venv/bin/python\' -IS "$0" "$@"' in text.splitlines()
+    assert launcher_interpreter(text) == ["/venv/bin/python", "-IS"]
     assert "sys.path += ['/venv/site', '/src']" in text.splitlines()
     assert text.rstrip().splitlines()[-2:] == [
         "from cni_bridge_py.cli import main",
@@ -124,3 +135,34 @@ def test_the_front_runs_from_bytecode_install_compiled(tmp_path: Path) -> None:
             compiled_here = [line for line in verbose if line.startswith("# created")]
             assert compiled_here == [], compiled_here
         assert len(agent.seen) == 1  # the ADD went to the agent, as the modules say
+
+
+def run_launcher(path: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*argv, str(path)], env=env, input=b"", capture_output=True, check=False, timeout=60
+    )
+
+
+@pytest.mark.parametrize("executable", EXECUTABLES)
+def test_the_shell_answers_version_as_python_does(tmp_path: Path, executable: str) -> None:
+    """VERSION from the launcher's shell part, byte for byte what the Python front prints for
+    the same file; with an interpreter that does not exist, VERSION still answers (Python
+    never started) and any other command fails."""
+    install(tmp_path, paths=site_paths(sys.executable), python=sys.executable)
+    launcher = tmp_path / executable
+    env = {"CNI_COMMAND": "VERSION", "PATH": "/usr/bin:/bin"}
+    by_shell = run_launcher(launcher, env)
+    by_python = run_launcher(launcher, env, sys.executable, "-IS")
+    assert by_shell.returncode == by_python.returncode == 0
+    assert by_shell.stdout == by_python.stdout == version_json().encode()
+    assert by_shell.stderr == by_python.stderr == b""
+
+    broken = tmp_path / "broken"
+    install(broken, python=str(tmp_path / "no-python"), paths=[])
+    assert run_launcher(broken / executable, env).stdout == version_json().encode()
+    assert run_launcher(broken / executable, {**env, "CNI_COMMAND": "ADD"}).returncode != 0
+
+
+def test_a_launcher_cannot_be_written_for_a_quoted_interpreter() -> None:
+    with pytest.raises(SystemExit, match="quote"):
+        launcher_text("/opt/it's/python", [])

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from cni_bridge_py.install import launcher_interpreter
 from tools.bench.harness import (
     MINIMAL_PATH,
     PREFIX,
@@ -120,8 +121,8 @@ FLOOR = "interpreter"
 
 
 def interpreter_argv(lane: Lane) -> list[str]:
-    shebang = lane.executable.read_text().splitlines()[0].removeprefix("#!").split()
-    return [*lane.argv()[:-1], *shebang, "-c", "pass"]
+    interpreter = launcher_interpreter(lane.executable.read_text())
+    return [*lane.argv()[:-1], *interpreter, "-c", "pass"]
 
 
 def sequential(run: Run) -> None:
