@@ -25,7 +25,7 @@ import ctypes
 import os
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 IN_MODIFY = 0x2
 IN_ATTRIB = 0x4
@@ -80,8 +80,21 @@ class _Directory:
         self.identity = identity
         self.wd = wd
         self.files: dict[str, str] = {}
+        # content -> the names holding it: a lookup by owner reads no other entry.
+        self.holders: dict[str, set[str]] = {}
         self.dirty: set[str] = set()
         self.lost = False
+
+    def put(self, name: str, content: str | None) -> None:
+        old = self.files.pop(name, None)
+        if old is not None:
+            names = self.holders[old]
+            names.discard(name)
+            if not names:
+                del self.holders[old]
+        if content is not None:
+            self.files[name] = content
+            self.holders.setdefault(content, set()).add(name)
 
 
 class WatchedDirs:
@@ -99,22 +112,34 @@ class WatchedDirs:
         """The directory's files (name -> what `read` returned) as they are now; None when
         it cannot be watched here (the caller reads the directory itself)."""
         with self._guard:
-            if not self._ready():
+            known = self._current(directory)
+            return None if known is None else dict(known.files)
+
+    def holding(self, directory: str, contents: Collection[str]) -> dict[str, list[str]] | None:
+        """The names of the files holding each of `contents` (sorted; a content no file
+        holds is left out), as files() would find them, without looking at any other."""
+        with self._guard:
+            known = self._current(directory)
+            if known is None:
                 return None
-            self._drain()
-            try:
-                identity = _identity(directory)
-            except OSError:
-                return None
-            known = self._by_identity.get(identity)
-            if known is None or known.lost:
-                known = self._watch(directory, identity)
-                if known is None:
-                    return None
-            for name in sorted(known.dirty):
-                self._refresh(known, directory, name)
-                known.dirty.discard(name)
-            return dict(known.files)
+            found = {c: sorted(known.holders[c]) for c in contents if c in known.holders}
+            return found
+
+    def _current(self, directory: str) -> _Directory | None:
+        if not self._ready():
+            return None
+        self._drain()
+        try:
+            identity = _identity(directory)
+        except OSError:
+            return None
+        known = self._by_identity.get(identity)
+        if known is None or known.lost:
+            return self._watch(directory, identity)
+        for name in sorted(known.dirty):
+            self._refresh(known, directory, name)
+            known.dirty.discard(name)
+        return known
 
     def _ready(self) -> bool:
         if self._pid != os.getpid():  # first use, or a forked child
@@ -147,11 +172,7 @@ class WatchedDirs:
         return known
 
     def _refresh(self, known: _Directory, directory: str, name: str) -> None:
-        content = self._read(directory, name)
-        if content is None:
-            known.files.pop(name, None)
-        else:
-            known.files[name] = content
+        known.put(name, self._read(directory, name))
 
     def _drain(self) -> None:
         while True:

@@ -222,6 +222,10 @@ class DiskStore:
 
     def owned_by(self, container_id: str, ifname: str) -> list[IPAddress]:
         owners = _owner_texts(container_id, ifname)
+        held = self._holding(owners)
+        if held is not None:
+            names = [name for owner in owners for name in held.get(owner, ())]
+            return [addr for addr in map(_address, names) if addr is not None]
         found = (_address(name) for name, owner in self._files() if owner in owners)
         return [addr for addr in found if addr is not None]
 
@@ -234,17 +238,34 @@ class DiskStore:
         return text is not None and text.strip() in _owner_texts(container_id, ifname)
 
     def release(self, container_id: str, ifname: str) -> list[IPAddress]:
-        line = _owner_line(container_id, ifname)
-        owners = list(self._files())
-        names = [name for name, owner in owners if owner == line]
-        if not names:
+        line, legacy = _owner_texts(container_id, ifname)
+        held = self._holding((line, legacy))
+        if held is not None:
             # Files written by host-local before 0.7 hold only the container ID.
-            names = [name for name, owner in owners if owner == container_id.strip()]
+            names = held.get(line) or held.get(legacy, [])
+        else:
+            owners = list(self._files())
+            names = [name for name, owner in owners if owner == line]
+            if not names:
+                names = [name for name, owner in owners if owner == legacy]
         mine = [addr for addr in map(_address, names) if addr is not None]
         for addr in mine:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.directory, str(addr)))
         return mine
+
+    def _holding(self, owners: tuple[str, str]) -> dict[str, list[str]] | None:
+        """From the watched copy: the files holding each owner text, after the temporary
+        files a crash left are removed (as _files does); None without a watched copy."""
+        if self._watched is None:
+            return None
+        held = self._watched.holding(self.directory, (*owners, ""))
+        if held is None:
+            return None
+        for name in held.pop("", ()):
+            if name.startswith(TEMP_PREFIX):
+                self._remove_stale_temp(os.path.join(self.directory, name))
+        return held
 
     def owners(self) -> list[tuple[IPAddress, Owner]]:
         return [(addr, parse_owner(text)) for addr, text in self.reservations()]

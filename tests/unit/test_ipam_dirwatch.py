@@ -157,6 +157,14 @@ def test_random_changes_by_two_stores_and_a_bystander(directory: Path) -> None:
                     plain.owned_by(container, ifname)
                 )
                 assert sorted(each.owners()) == sorted(plain.owners())
+        on_disk = read_directly(net)
+        wanted = (f"{container}\r\n{ifname}", container, "")
+        expected = {
+            text: sorted(name for name, held in on_disk.items() if held == text)
+            for text in wanted
+            if text in on_disk.values()
+        }
         for each in (first, second):
             assert each._watched is not None
-            assert each._watched.files(each.directory) == read_directly(net)
+            assert each._watched.files(each.directory) == on_disk
+            assert each._watched.holding(each.directory, wanted) == expected
