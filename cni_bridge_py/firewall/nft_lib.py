@@ -19,7 +19,7 @@ import os
 import threading
 from typing import Any
 
-from cni_bridge_py.firewall.nft_transport import Outcome
+from cni_bridge_py.firewall.nft_transport import Outcome, in_process_netns
 
 SONAME = "libnftables.so.1"
 CTX_DEFAULT = 0
@@ -71,7 +71,7 @@ class Libnftables:
         flags = OUTPUT_JSON if json else 0
         flags |= (OUTPUT_HANDLE | OUTPUT_NUMERIC_PRIO) if handles else 0
         with _CALLS:
-            kept = _netns("thread-self") == _netns("self")
+            kept = in_process_netns()
             pid = os.getpid()
             ctx = self._kept[1] if kept and self._kept and self._kept[0] == pid else None
             if ctx is None:
@@ -96,13 +96,6 @@ class Libnftables:
         # Reading a buffer also empties it for the next command.
         output, error = _text(self._output(ctx)), _text(self._error(ctx))
         return Outcome(rc == 0, output, error)
-
-
-def _netns(task: str) -> tuple[int, int]:
-    """The identity of a task's network namespace: `self` is the process's main thread,
-    `thread-self` the calling thread (setns changes only the thread that calls it)."""
-    found = os.stat(f"/proc/{task}/ns/net")
-    return found.st_dev, found.st_ino
 
 
 def _text(raw: bytes | None) -> str:

@@ -22,7 +22,10 @@ import ipaddress
 import os
 import socket
 import struct
+import threading
 from collections.abc import Iterator
+
+from cni_bridge_py.firewall.nft_transport import in_process_netns
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -102,19 +105,51 @@ def _dump_rules(family: int, table: str, chain: str) -> tuple[list[bytes], bool]
     )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
     body = _NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
-    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
+    if not in_process_netns():
+        with _open() as sock:
+            return _exchange(sock, kind, body)
+    with _KEPT_GUARD:
+        sock = _kept_socket()
+        try:
+            return _exchange(sock, kind, body)
+        except BaseException:
+            _KEPT.clear()  # what is left unread on it would answer the next dump
+            sock.close()
+            raise
+
+
+def _open() -> socket.socket:
     try:
-        sock = socket.socket(
+        return socket.socket(
             socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER
         )
     except OSError as exc:
         raise CannotRead(f"no nf_tables netlink socket: {exc}") from exc
-    with sock:
-        try:
-            sock.send(header + body)
-            return _receive(sock)
-        except OSError as exc:
-            raise CannotRead(f"the rule dump failed: {exc}") from exc
+
+
+# The process's own namespace's socket, (pid, socket), kept: closing an nfnetlink socket waits
+# for the kernel to free what the last nf_tables transactions removed (an RCU grace period,
+# ~6 ms after a DEL's deletions here), as nft_lib's kept context avoids too. A forked child
+# makes its own.
+_KEPT: list[tuple[int, socket.socket]] = []
+_KEPT_GUARD = threading.Lock()
+
+
+def _kept_socket() -> socket.socket:
+    if _KEPT and _KEPT[0][0] != os.getpid():
+        _KEPT.clear()  # the parent's, copied by fork: never read from it here
+    if not _KEPT:
+        _KEPT.append((os.getpid(), _open()))
+    return _KEPT[0][1]
+
+
+def _exchange(sock: socket.socket, kind: int, body: bytes) -> tuple[list[bytes], bool] | None:
+    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
+    try:
+        sock.send(header + body)
+        return _receive(sock)
+    except OSError as exc:
+        raise CannotRead(f"the rule dump failed: {exc}") from exc
 
 
 def _receive(sock: socket.socket) -> tuple[list[bytes], bool] | None:

@@ -307,3 +307,37 @@ def test_postrouting_jumps_from_the_kernel_dump_as_libnftables_lists_them(
     ]  # fmt: skip
     assert essentials(seen["4 CNI-MANY7"][1])[0][1:] == ("10.1.0.7", "jump", "CNI-MANY7")
     assert seen["no chain"] == seen["no table"] == []
+
+
+JUMP_THREADS = """
+import ctypes, json, os, sys, threading
+from cni_bridge_py.firewall.nft_netlink import jumps_to
+seen = {"main before": jumps_to(4, "POSTROUTING", "CNI-X")}
+
+def elsewhere():
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0  # CLONE_NEWNET
+    seen["thread"] = jumps_to(4, "POSTROUTING", "CNI-X")
+
+worker = threading.Thread(target=elsewhere)
+worker.start()
+worker.join()
+seen["main after"] = jumps_to(4, "POSTROUTING", "CNI-X")
+print(json.dumps({k: [words[1:3] for _, words in v] for k, v in seen.items()}))
+"""
+
+
+def test_a_thread_in_another_namespace_reads_its_jumps(namespaces: NamespaceFactory) -> None:
+    """The dump socket is kept for the process's own namespace only: a thread that entered
+    another reads that one's rules, and the kept socket still reads home's afterwards."""
+    home, other = namespaces.new("home"), namespaces.new("other")
+    for ns, source in ((home, "10.1.0.1"), (other, "10.2.0.2")):
+        rules = ["*nat", ":POSTROUTING ACCEPT [0:0]", ":CNI-X - [0:0]"]
+        rules += [f"-A POSTROUTING -s {source}/32 -j CNI-X", "COMMIT"]
+        ns.exec("sh", "-c", "printf '%s\\n' \"$@\" | iptables-restore", "-", *rules)
+    seen = json.loads(home.exec(sys.executable, "-c", JUMP_THREADS, other.path))
+    assert seen == {
+        "main before": [["saddr", "10.1.0.1"]],
+        "thread": [["saddr", "10.2.0.2"]],
+        "main after": [["saddr", "10.1.0.1"]],
+    }

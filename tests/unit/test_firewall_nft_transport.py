@@ -89,7 +89,7 @@ def test_a_thread_in_another_namespace_gets_a_context_of_its_own(
     fake = FakeLibrary()
     lib = library(fake)
     lib.run("list tables")
-    monkeypatch.setattr(nft_lib, "_netns", lambda task: (1, 2 if task == "self" else 3))
+    monkeypatch.setattr(nft_lib, "in_process_netns", lambda: False)
     lib.run("list tables")
     lib.run("list tables")
     assert fake.contexts == [1, 2, 3]
