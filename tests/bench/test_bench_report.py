@@ -5,11 +5,24 @@ from __future__ import annotations
 
 import pytest
 
+from tools.bench.kernel_floor import CREATE, DELETE, DIRECT_START, LANE
 from tools.bench.load import LOAD_LIMIT, quotable, wait_for_quiet
 from tools.bench.profile import importtime_summary
-from tools.bench.report import Row, Table, floor_notes, markdown_table, tally
+from tools.bench.report import (
+    CHECK_VS_ERROR,
+    DIRECT_FLOOR,
+    KERNEL_FLOOR,
+    PODMAN_FLOOR,
+    PODMAN_VS_FLOOR,
+    Row,
+    Table,
+    floor_notes,
+    markdown_table,
+    tally,
+)
 from tools.bench.results import Results, Series
 from tools.bench.runtimes import NOOP
+from tools.bench.scenarios import FLOOR as INTERPRETER
 from tools.bench.scenarios import Plan, rotate
 
 ALL_OK = {"reference": "ok", "one-shot": "ok", "agent": "ok", "podman": "ok", "ctr": "ok"}
@@ -153,6 +166,81 @@ def test_the_floor_note_says_the_target_is_against_the_reference() -> None:
     assert "measured against the reference, not the floor" in note
     assert "ours 60.0 ms / the reference's 150.0 ms = 0.40" in note
     assert "the reference adds 110.0 ms and ours 20.0 ms" in note
+
+
+def _kernel(results: Results) -> Results:
+    """The kernel floor, 0.6 + 14.4 ms, and the interpreter floors (agent lane: 10 ms, started
+    directly: 9 ms)."""
+    results.get(CREATE, LANE).seconds.extend([0.0005, 0.0006, 0.0007])
+    results.get(DELETE, LANE).seconds.extend([0.0143, 0.0144, 0.0150])
+    results.get(DIRECT_START, LANE).seconds.extend([0.009] * 3)
+    results.get(INTERPRETER, "agent").seconds.extend([0.010] * 3)
+    results.get(INTERPRETER, "one-shot").seconds.extend([0.011] * 3)
+    return results
+
+
+def test_the_kernel_floor_row_shows_create_delete_and_their_sum_in_every_lane() -> None:
+    rows = _rows(_kernel(_results()), Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    row = rows[KERNEL_FLOOR]
+    text = "15.00 ms (create 0.60 ms + delete 14.40 ms)"
+    assert row.cells == {"reference": text, "one-shot": text, "agent": text}
+    assert row.raw["floor_s"] == pytest.approx(0.015)
+    assert row.ratios == {} and row.targets == []
+    (note, *_rest) = floor_notes(_kernel(_results()))
+    assert "takes the kernel 0.60 ms and deleting it (RTM_DELLINK) 14.40 ms" in note
+    assert "medians of 3 bare netlink calls" in note
+
+
+def test_without_a_kernel_floor_its_row_is_empty() -> None:
+    rows = _rows(_results(), Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    assert rows[KERNEL_FLOOR].cells["agent"] == "—"
+    assert floor_notes(_results()) == []
+
+
+def test_the_floor_for_ours_under_podman_adds_up_its_parts() -> None:
+    """40 ms (no-op) + 2 x 9 ms (interpreter, started directly) + 0.6 ms (veth create) =
+    58.6 ms; ours costs 60 ms."""
+    results = _kernel(_floor(_end_to_end(_results())))
+    rows = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    floor = rows[PODMAN_FLOOR]
+    assert floor.raw["floor_s"] == pytest.approx(0.0586)
+    assert floor.cells["agent"] == "58.6 ms (40.0 ms + 2 x 9.0 ms + 0.60 ms)"
+    assert floor.cells["reference"] == "—" and floor.targets == []
+    assert rows[DIRECT_FLOOR].cells == {"reference": "—", "one-shot": "9.0 ms", "agent": "9.0 ms"}
+    vs = rows[PODMAN_VS_FLOOR]
+    assert vs.raw["ratio"] == pytest.approx(0.06 / 0.0586)
+    assert vs.cells["agent"] == "1.02 (60.0 ms / 58.6 ms)"
+    assert vs.ratios == {} and vs.targets == []
+    note = floor_notes(results)[-1]
+    assert "= 58.6 ms per container. Ours costs podman 60.0 ms, 1.02 x that floor" in note
+
+
+def test_the_floor_for_ours_under_podman_needs_the_podman_lane() -> None:
+    results = _kernel(_floor(_end_to_end(_results())))
+    status = ALL_OK | {"podman": "not run (--runtime-runs 0)"}
+    rows = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), status)
+    assert PODMAN_FLOOR not in rows and PODMAN_VS_FLOOR not in rows
+    rows = _rows(_end_to_end(_results()), Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    assert rows[PODMAN_FLOOR].cells["agent"] == "—"  # no no-op side, no kernel floor
+    assert rows[PODMAN_VS_FLOOR].raw["ratio"] is None
+
+
+def test_check_over_error_for_ours_lanes() -> None:
+    results = _results()
+    for lane, check, error in (("one-shot", 0.120, 0.100), ("agent", 0.014, 0.010)):
+        results.get("CHECK", lane).seconds.extend([check] * 3)
+        results.get("error", lane).seconds.extend([error] * 3)
+    status = ALL_OK | {"one-shot": "not run"}
+    row = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), status)[CHECK_VS_ERROR]
+    assert row.cells == {
+        "reference": "—",
+        "one-shot": "not run",
+        "agent": "1.40 (14.0 ms / 10.0 ms)",
+    }
+    assert row.raw["check_over_error"] == pytest.approx({"agent": 1.4})
+    assert row.targets == []
+    row = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)[CHECK_VS_ERROR]
+    assert row.cells["one-shot"] == "1.20 (120.0 ms / 100.0 ms)"
 
 
 def test_a_lane_that_did_not_run_says_why_and_is_not_judged() -> None:

@@ -57,7 +57,12 @@ def test_the_table_is_printed_and_written(quick_run: dict[str, object]) -> None:
                       "podman run --rm, network cost per container (network - none)",
                       "floor: podman run --rm, network cost with a plugin that does nothing "
                       "(network - none)",
-                      "ctr run --rm --cni, whole run", "peak RSS, one ADD/CHECK/DEL"):  # fmt: skip
+                      "ctr run --rm --cni, whole run", "peak RSS, one ADD/CHECK/DEL",
+                      "floor: veth pair create + delete, bare netlink call (kernel)",
+                      "CHECK / error through the agent (the front's round trip, its floor)",
+                      "floor: the launcher's interpreter, -c pass, started directly "
+                      "(no ip netns exec)",
+                      ):  # fmt: skip
             assert f"| {label} |" in text, label
     assert "## Method" in md and "## Results" in md
     assert "- **Load average:** " in md and "quotable" in md
@@ -79,6 +84,10 @@ def test_every_call_succeeded_and_nothing_is_left(quick_run: dict[str, object]) 
             assert series["seconds"], (metric, lane)
     for lane in lanes:
         assert doc["series"]["RSS ADD"][lane]["rss_kb"], lane
+    # The kernel floor (20 bare netlink calls) and 20 direct starts of the launcher's interpreter.
+    for metric in ("veth create", "veth delete", "interpreter, started directly"):
+        series = doc["series"][metric]["kernel"]
+        assert series["failed"] == [] and len(series["seconds"]) == 20, (metric, series)
     if doc["lanes"]["agent"] == "ok":
         assert doc["agent"]["rss_kb"] > 0
     else:

@@ -18,6 +18,7 @@ from typing import Any
 from cni_bridge_py.install import EXECUTABLES, install
 from tools.bench.cri import cri_pods
 from tools.bench.harness import PREFIX, BenchError, Workspace, handle_signals, root_links
+from tools.bench.kernel_floor import kernel_floor
 from tools.bench.load import LOAD_LIMIT, quotable, wait_for_quiet
 from tools.bench.profile import VERBS, run_profile
 from tools.bench.report import (
@@ -60,6 +61,7 @@ MODES = {"oneshot": "one-shot", "one-shot": "one-shot", "agent": "agent"}
 PHASES: list[tuple[str, Callable[[Run], None]]] = [
     ("warm-up", warm_up),
     ("VERSION and errors", version_and_errors),
+    ("kernel floor: veth create + delete", kernel_floor),
     ("sequential ADD/CHECK/DEL", sequential),
     ("peak RSS", peak_rss),
     ("concurrent ADD/DEL", concurrent),
@@ -85,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--calls", type=int, help="sequential calls per verb (default 50)")
     p.add_argument("--concurrency", type=_ints, help="concurrent calls, e.g. 20,64")
     p.add_argument("--scale", type=_ints, help="attachments already on the bridge: 0,100,250")
-    p.add_argument("--pairs", type=int, help="timed ADD/DEL pairs per scale level (default 10)")
+    p.add_argument("--pairs", type=int, help="timed ADD/DEL pairs per scale level (default 20)")
     p.add_argument("--rounds", type=int, help="rounds per concurrency level (default 3)")
     p.add_argument(
         "--runtime-runs",

@@ -229,6 +229,20 @@ class Workspace:
         self.pools.append(pool)
         return pool
 
+    def drop_host(self, name: str) -> None:
+        """A host namespace removed before close() (everything in it goes with it)."""
+        with cleanup():
+            sh(tool("ip"), "netns", "del", name, check=False)
+            if name in self.hosts and not (NETNS_DIR / name).exists():  # else: at close()
+                self.hosts.remove(name)
+
+    def drop_pool(self, pool: NetnsPool) -> None:
+        """A pool's namespaces released before close()."""
+        with cleanup():
+            pool.close()
+            if pool in self.pools:
+                self.pools.remove(pool)
+
     def prepare(self, argv: list[str], env: dict[str, str], stdin: bytes) -> Running:
         run = Running(argv, env, stdin)
         self.running.add(run)

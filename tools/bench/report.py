@@ -16,6 +16,11 @@ from typing import Any
 
 import cni_bridge_py
 from tools.bench.cri import cri_markdown
+from tools.bench.kernel_floor import CREATE as VETH_CREATE
+from tools.bench.kernel_floor import DELETE as VETH_DELETE
+from tools.bench.kernel_floor import DIRECT_START
+from tools.bench.kernel_floor import LANE as KERNEL
+from tools.bench.kernel_floor import MIN_PAIRS as MIN_KERNEL_PAIRS
 from tools.bench.results import Results, Series
 from tools.bench.runtimes import BRIDGE as RUNTIME_BRIDGE
 from tools.bench.runtimes import NOOP, noop_result
@@ -43,6 +48,15 @@ RATIO_TARGETS: dict[tuple[str, str], float] = {
     ("ctr cni", "agent"): 1.0,
 }
 ZERO_FAILURE_LEVELS = (20, 64)  # "20- and 64-concurrent ... (zero failures)"
+KERNEL_FLOOR = "floor: veth pair create + delete, bare netlink call (kernel)"
+PODMAN_FLOOR = (
+    "floor for ours under podman: the no-op side's cost + 2 x the launcher's interpreter "
+    "started directly (ADD, DEL; VERSION is answered by the launcher's shell, as fast as the "
+    "no-op script) + veth create (ours' DEL deletes the pair after its answer)"
+)
+DIRECT_FLOOR = "floor: the launcher's interpreter, -c pass, started directly (no ip netns exec)"
+PODMAN_VS_FLOOR = "podman network cost, ours / that floor"
+CHECK_VS_ERROR = "CHECK / error through the agent (the front's round trip, its floor)"
 
 
 @dataclass
@@ -61,8 +75,40 @@ class Row:
         return "; ".join(f"{lane}: {words[ok]}" for lane, _, ok in self.targets) or "—"
 
 
-def ms(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds * 1000:.1f} ms"
+def ms(seconds: float | None, digits: int = 1) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.{digits}f} ms"
+
+
+def _sum(*parts: float | None) -> float | None:
+    return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
+
+
+def kernel_floor(results: Results) -> tuple[float | None, float | None]:
+    """The medians of the bare veth create and delete round trips (tools/bench/kernel_floor)."""
+    create, delete = (results.find(m, KERNEL) for m in (VETH_CREATE, VETH_DELETE))
+    return (create.median() if create else None), (delete.median() if delete else None)
+
+
+def podman_cost(results: Results, lane: str) -> float | None:
+    """A podman side's network cost: its median with the network minus its median without."""
+    a, b = (results.find(m, lane) for m in ("podman network", "podman none"))
+    x, y = (a.median() if a else None), (b.median() if b else None)
+    return x - y if x is not None and y is not None else None
+
+
+def ours_podman_floor(results: Results) -> tuple[float | None, tuple[float | None, ...]]:
+    """The floor of ours' podman network cost and its parts (the no-op side's cost, one direct
+    start of the launcher's interpreter, the kernel's veth create): no-op + 2 x interpreter +
+    create. The interpreter starts for ADD and DEL (VERSION is the launcher's shell); the
+    pair's deletion is not waited for (ours' DEL with the agent answers first)."""
+    noop = podman_cost(results, NOOP)
+    interpreter = results.find(DIRECT_START, KERNEL)
+    start = interpreter.median() if interpreter else None
+    kernel = kernel_floor(results)[0]
+    parts = (noop, start, kernel)
+    if noop is None or start is None or kernel is None:
+        return None, parts
+    return noop + 2 * start + kernel, parts
 
 
 def _cost_ratio(ours: float | None, reference: float | None) -> float | None:
@@ -99,6 +145,9 @@ class Table:
         rows.append(self.timing("VERSION", "VERSION"))
         rows.append(self.timing("error", "error (malformed JSON on ADD)"))
         rows.append(self.timing(FLOOR, "floor: the launcher's interpreter, -c pass"))
+        rows.append(self.kernel_floor())
+        rows.append(self.direct_start())
+        rows.append(self.check_over_error())
         for c in self.plan.concurrency:
             label = f"floor: {c} concurrent errors (malformed JSON), wall"
             rows.append(self.timing(f"error x{c}", label, p95=False))
@@ -139,6 +188,7 @@ class Table:
                 "podman none",
                 "podman run --rm, network cost above the floor (cost - the no-op's cost)",
             ),
+            *self.ours_podman_floor(),
             self.runtime_timing("ctr", "ctr cni", "ctr run --rm --cni, whole run"),
             self.runtime_timing("ctr", "ctr none", "ctr run --rm without --cni"),
             self.runtime_cost(
@@ -217,6 +267,64 @@ class Table:
         row.raw = {"above_floor_s": above, "floor_s": floor}
         row.ratios["agent"] = _cost_ratio(above.get("agent"), above.get("reference"))
         return row
+
+    def ours_podman_floor(self) -> list[Row]:
+        """The floor of ours' podman network cost, made of this run's measurements, and ours'
+        cost over it (issue 10: within 10 % of the floor); shown, not judged. Only when the
+        podman lane ran."""
+        if self.status.get("podman") != "ok":
+            return []
+        floor, (noop, start, kernel) = ours_podman_floor(self.results)
+        cells = {lane: "—" for lane in LANES}
+        if floor is not None:
+            cells["agent"] = f"{ms(floor)} ({ms(noop)} + 2 x {ms(start)} + {ms(kernel, 2)})"
+        parts = {"noop_cost_s": noop, "interpreter_s": start, "kernel_s": kernel}
+        row = Row(PODMAN_FLOOR, cells, raw={"floor_s": floor, **parts})
+        ours = podman_cost(self.results, "agent")
+        ratio = ours / floor if ours is not None and floor else None
+        vs = {lane: "—" for lane in LANES}
+        if ratio is not None:
+            vs["agent"] = f"{ratio:.2f} ({ms(ours)} / {ms(floor)})"
+        raw = {"ratio": ratio, "cost_s": ours, "floor_s": floor}
+        return [row, Row(PODMAN_VS_FLOOR, vs, raw=raw)]
+
+    def kernel_floor(self) -> Row:
+        """The kernel's veth create and delete (bare netlink round trips): a floor under every
+        lane's ADD and DEL, so shown in each lane's column, not judged."""
+        create, delete = kernel_floor(self.results)
+        total = _sum(create, delete)
+        text = "—"
+        if total is not None:
+            text = f"{ms(total, 2)} (create {ms(create, 2)} + delete {ms(delete, 2)})"
+        failed = sum(len(s.failed) for s in self._series(KERNEL, VETH_CREATE, VETH_DELETE))
+        text += f" ⚠ {failed} failed" if failed else ""
+        raw = {"create_s": create, "delete_s": delete, "floor_s": total}
+        return Row(KERNEL_FLOOR, self._cells(lambda _lane: text), raw=raw)
+
+    def direct_start(self) -> Row:
+        """The launcher's interpreter started as a runtime starts a plugin: the front's floor
+        under podman and ctr, where no `ip netns exec` comes first."""
+        found = self.results.find(DIRECT_START, KERNEL)
+        median = found.median() if found else None
+        text = "—" if median is None else ms(median)
+        cells = {lane: text if lane in OURS else "—" for lane in LANES}
+        return Row(DIRECT_FLOOR, cells, raw={"median_s": median})
+
+    def check_over_error(self) -> Row:
+        """A lane's CHECK median over its error median: what a CHECK costs beyond the call's
+        round trip through the front (the agent lane) or the one-shot start and config parse."""
+        ratios: dict[str, float | None] = {}
+
+        def cell(lane: str) -> str:
+            check, error = self._median("CHECK", lane), self._median("error", lane)
+            ratios[lane] = check / error if check is not None and error else None
+            value = ratios[lane]
+            return "—" if value is None else f"{value:.2f} ({ms(check)} / {ms(error)})"
+
+        cells = {lane: "—" for lane in LANES}
+        for lane in OURS:
+            cells[lane] = cell(lane) if lane in self.lanes() else self.absent(lane)
+        return Row(CHECK_VS_ERROR, cells, raw={"check_over_error": ratios})
 
     def _cells(self, text: Callable[[str], str]) -> dict[str, str]:
         return {lane: text(lane) if lane in self.lanes() else self.absent(lane) for lane in LANES}
@@ -302,14 +410,42 @@ class Table:
 
 
 def floor_notes(results: Results) -> list[str]:
-    """The podman floor in words: the no-op side's network cost against both sides' costs."""
+    """The floors in words: the kernel's veth create + delete, the no-op side's podman network
+    cost against both sides' costs, and the floor of ours' podman cost."""
+    return _kernel_note(results) + _podman_note(results) + _ours_podman_note(results)
 
-    def cost(lane: str) -> float | None:
-        a, b = (results.find(m, lane) for m in ("podman network", "podman none"))
-        x, y = (a.median() if a else None), (b.median() if b else None)
-        return x - y if x is not None and y is not None else None
 
-    floor, reference, ours = cost(NOOP), cost("reference"), cost("agent")
+def _kernel_note(results: Results) -> list[str]:
+    create, delete = kernel_floor(results)
+    series = results.find(VETH_CREATE, KERNEL)
+    if create is None or delete is None or series is None:
+        return []
+    return [
+        f"Kernel floor: creating a veth pair with its peer placed in a container namespace "
+        f"(one RTM_NEWLINK) takes the kernel {ms(create, 2)} and deleting it (RTM_DELLINK) "
+        f"{ms(delete, 2)}, send to ack (medians of {len(series.seconds)} bare netlink calls): "
+        f"{ms(create + delete, 2)} of kernel work in every ADD and DEL pair (a DEL may leave "
+        f"the deletion for after its answer, as ours with the agent does)."
+    ]
+
+
+def _ours_podman_note(results: Results) -> list[str]:
+    floor, (noop, start, kernel) = ours_podman_floor(results)
+    ours = podman_cost(results, "agent")
+    if floor is None or ours is None:
+        return []
+    return [
+        f"Floor of ours under podman: the no-op side's {ms(noop)} + 2 x the launcher's "
+        f"interpreter started directly {ms(start)} (ADD and DEL) + the kernel's veth create "
+        f"{ms(kernel, 2)} = {ms(floor)} per container. Ours costs podman {ms(ours)}, "
+        f"{ours / floor:.2f} x that floor (issue 10 asks for within 10 % of the floor where a "
+        f"target is out of reach; shown, not judged). The floor leaves out the pair's deletion "
+        f"(ours' DEL with the agent answers before it) and all of the agent's own work."
+    ]
+
+
+def _podman_note(results: Results) -> list[str]:
+    floor, reference, ours = (podman_cost(results, s) for s in (NOOP, "reference", "agent"))
     if floor is None or reference is None or ours is None:
         return []
     ratio = _cost_ratio(ours, reference)
@@ -428,7 +564,9 @@ METHOD = """\
   (no veth, no NAT chain or rule, no reservation); then the end-to-end lanes; last, ADD and DEL
   latency with {scale} attachments already on the bridge ({pairs} timed ADD/DEL pairs per
   level; the attachments are made by the lane's own plugin, {parallel} at a time, untimed, and
-  go with the lane's namespaces and data dir at the end).
+  go with the lane's namespaces and data dir at the end; after making them the harness waits
+  3 s, so the kernel's deferred work for hundreds of new links is not charged to the timed
+  calls).
 - **End to end: the two sides.** The reference and ours with its agent, each side a private
   mount + network namespace (an `unshare --mount --net` holder, as tests/runtimes/seedhost.py
   makes): the runtime runs inside it, so its plugins do too, and the bridge, veths, NAT rules and
@@ -470,6 +608,23 @@ METHOD = """\
   `nsenter` into the side's mount and network namespaces, the network namespace the runtime's
   plugins run in (the agent serves no other). Its log, one line per request, must show an ADD
   and a DEL for every timed run with the network, or the run reports a problem.
+- **Floors** (shown, not judged; issue 10: where a target looks out of reach, come within
+  10 % of the floor). The kernel's: right after the VERSION and error calls, a Python child
+  run with `ip netns exec` in a throwaway host namespace creates {kernel_pairs} veth pairs
+  (after one untimed) through the project's own netlink layer, each with its peer placed
+  straight into a fresh container namespace (one RTM_NEWLINK carrying the peer's
+  IFLA_NET_NS_FD, as the plugin does), and deletes each by its host end (RTM_DELLINK); each
+  request is timed from its send to the kernel's ack, and the row shows the medians of create
+  and delete and their sum. The floor for ours under podman adds up this run's no-op side's
+  network cost, two starts of the launcher's interpreter (for ADD and DEL; libcni's VERSION
+  calls are answered by the launcher's shell, as fast as the no-op script), each timed as a
+  runtime starts a plugin (spawned by the benchmark, no `ip netns exec`; its own row), and the
+  kernel's veth create (ours' DEL with the agent deletes the pair after its answer, so the
+  deletion is not in it); the next row divides ours' podman network cost by it.
+  CHECK / error divides a lane's CHECK median by its error median (the malformed-JSON ADD):
+  the error is the call's round trip through the front to the agent (or, one-shot, the
+  interpreter's start and a config parse) and nothing more, so the ratio is what a CHECK costs
+  above that floor.
 - **Peak RSS** (shown, no target) comes from a pass of its own ({rss_calls} ADD, CHECK, DEL,
   VERSION and error calls per lane), each call under GNU `time -f %M`: the plugin's peak (`ip
   netns exec` execs it; a child it waited for, `iptables-restore` or the reference's
@@ -525,6 +680,7 @@ def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str
         pairs=plan["pairs"],
         parallel=plan["parallel"],
         rss_calls=min(plan["calls"], RSS_CALLS),
+        kernel_pairs=max(plan["pairs"], MIN_KERNEL_PAIRS),
         runtime_runs=plan["runtime_runs"],
         bridge=RUNTIME_BRIDGE,
         network=NETWORK,
