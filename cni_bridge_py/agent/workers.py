@@ -29,6 +29,7 @@ _WAIT_STEP_S = 0.02
 # cannot run at all must not turn the supervisor into a fork loop.
 _SHORT_LIFE_S = 1.0
 _PAUSE_S = 0.5
+HELD_WHILE_FORKING = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 
 Log = Callable[[str], None]
 
@@ -88,17 +89,26 @@ class Workers:
                 time.sleep(_WAIT_STEP_S)
 
     def _fork(self) -> None:
-        pid = os.fork()
-        if pid == 0:
-            _worker_main(self._parent, self._serve)  # never returns
-        self.started[pid] = time.monotonic()
+        # The stop signals wait while forking: os.fork runs Python's at-fork callbacks
+        # (logging registers some), and an exception a signal handler raises inside one is
+        # printed and dropped, so a SIGTERM arriving then was lost and the agent never
+        # stopped. Held, it is delivered after, and the new worker is already counted.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_WHILE_FORKING)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _worker_main(self._parent, self._serve, mask)  # never returns
+            self.started[pid] = time.monotonic()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _worker_main(parent: int, serve: Callable[[], None]) -> None:
+def _worker_main(parent: int, serve: Callable[[], None], mask: set[int | signal.Signals]) -> None:
     code = 0
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor's, not a worker's
         _die_with(parent)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         serve()
     # Whatever happens, a worker ends here: returning would run the supervisor's code.
     except BaseException:
