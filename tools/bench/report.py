@@ -562,11 +562,14 @@ METHOD = """\
   round(s), median wall time (start of the first spawn to the last reaping), every ADD checked
   (exit 0, addresses distinct and present in their namespaces) and nothing left after the DELs
   (no veth, no NAT chain or rule, no reservation); then the end-to-end lanes; last, ADD and DEL
-  latency with {scale} attachments already on the bridge ({pairs} timed ADD/DEL pairs per
-  level; the attachments are made by the lane's own plugin, {parallel} at a time, untimed, and
-  go with the lane's namespaces and data dir at the end; after making them the harness waits
-  3 s, so the kernel's deferred work for hundreds of new links is not charged to the timed
-  calls).
+  latency with {scale} attachments already on the bridge, the levels timed side by side:
+  level 0 is each lane itself, each other level a twin of each lane (the same plugin and mode
+  with its own host namespace, bridge, data dir and, for the agent lane, agent) filled to that
+  many attachments by its own plugin, {parallel} at a time, untimed; after a 3 s pause (the
+  kernel's deferred work for hundreds of new links is not the timed calls' to pay), {pairs}
+  ADD/DEL pairs rotate over every (level, lane), so drift during the phase falls on every
+  level alike and ADD @N / ADD @0 is a ratio within one interleaved series. The attachments go
+  with the namespaces and data dirs at the end.
 - **End to end: the two sides.** The reference and ours with its agent, each side a private
   mount + network namespace (an `unshare --mount --net` holder, as tests/runtimes/seedhost.py
   makes): the runtime runs inside it, so its plugins do too, and the bridge, veths, NAT rules and

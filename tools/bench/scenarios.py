@@ -25,7 +25,7 @@ from tools.bench.harness import (
     reservations,
 )
 from tools.bench.results import Results
-from tools.bench.sides import CNI_VERSION, NETWORK, Lane
+from tools.bench.sides import CNI_VERSION, NETWORK, Lane, twin
 
 VERSION_STDIN = f'{{"cniVersion":"{CNI_VERSION}"}}'.encode()  # what libcni sends
 MALFORMED = f'{{"cniVersion": "{CNI_VERSION}", "name": "{NETWORK}", "type": '.encode()
@@ -48,7 +48,8 @@ class Plan:
     cri: bool = True  # pods through containerd's CRI (tools/bench/cri.py)
 
     def pool_size(self) -> int:
-        return max(self.calls, max(self.concurrency, default=0), max(self.scale, default=0) + 1)
+        # The scale phase's levels above 0 have pools of their own (twin lanes).
+        return max(self.calls, max(self.concurrency, default=0), 1)
 
 
 @dataclass
@@ -233,28 +234,34 @@ SETTLE_S = 3.0
 
 
 def scale(run: Run) -> None:
-    """ADD/DEL latency with L attachments already on the bridge (made by the lane's plugin).
-    Runs last: its attachments are not deleted one by one (see the end)."""
-    populated = {lane.label: 0 for lane in run.lanes}
+    """ADD/DEL latency with L attachments already on the bridge, every level timed side by
+    side. Level 0 is each lane itself (every earlier phase deleted what it made); each other
+    level is a twin of each lane (its own host namespace, bridge, data dir and, for the agent
+    lane, agent) filled to L by its own plugin, untimed. The timed pairs then rotate over
+    every (level, lane), so the machine's drift during the phase falls on every level alike:
+    ADD @250 / ADD @0 is a ratio within one interleaved series. Runs last: the attachments
+    made here go with the namespaces and data dirs when the run ends (deleting hundreds per
+    lane one by one would add minutes to every run)."""
+    measured: list[tuple[int, Lane]] = []
     for level in sorted(set(run.plan.scale)):
         for lane in run.lanes:
-            _populate(run, lane, populated[lane.label], level)
-            populated[lane.label] = level
-        if level:
-            # Making hundreds of links leaves the kernel work for after (RCU callbacks, each new
-            # link's IPv6 duplicate address detection): not the timed calls' to pay.
-            time.sleep(SETTLE_S)
-        for p in range(run.plan.pairs):
-            for lane in rotate(run.lanes, p):
-                container, netns = cid(lane, f"at{level}", p), lane.pool.paths[level]
-                result = lane.call("ADD", container, netns)
-                run.results.record(f"ADD @{level}", lane.label, result, added(result), container)
-                result = lane.call("DEL", container, netns)
-                ok = result.code == 0
-                run.results.record(f"DEL @{level}", lane.label, result, ok, container)
-        run.progress(f"scale: {level} attachments measured")
-    # The last phase: the attachments made here go with the lanes' namespaces and data dirs
-    # when the run ends (deleting 250 per lane one by one would add minutes to every run).
+            target = lane if level == 0 else twin(lane, f"{level}", level + 1)
+            _populate(run, target, 0, level)
+            measured.append((level, target))
+        run.progress(f"scale: {level} attachments made")
+    if any(level for level, _ in measured):
+        # Making hundreds of links leaves the kernel work for after (RCU callbacks, each new
+        # link's IPv6 duplicate address detection): not the timed calls' to pay.
+        time.sleep(SETTLE_S)
+    for p in range(run.plan.pairs):
+        for level, lane in rotate(measured, p):
+            container, netns = cid(lane, f"at{level}", p), lane.pool.paths[level]
+            result = lane.call("ADD", container, netns)
+            run.results.record(f"ADD @{level}", lane.label, result, added(result), container)
+            result = lane.call("DEL", container, netns)
+            ok = result.code == 0
+            run.results.record(f"DEL @{level}", lane.label, result, ok, container)
+    run.progress("scale: measured")
 
 
 def _populate(run: Run, lane: Lane, start: int, stop: int) -> None:

@@ -127,6 +127,28 @@ def make_side(
     return Lane(label, ws, host, executable, cni_path, data_dir, config, pool)
 
 
+def twin(lane: Lane, suffix: str, pool_size: int) -> Lane:
+    """The same plugin in the same mode on a side of its own (host namespace, bridge, data dir,
+    container pool and, for the agent lane, an agent of its own), so that the scale phase can
+    time a lane at several attachment counts side by side."""
+    short = lane.host.removeprefix(f"{lane.ws.tag}-") + suffix
+    made = make_side(
+        lane.ws,
+        lane.label,
+        short=short,
+        executable=lane.executable,
+        cni_path=lane.cni_path,
+        pool_size=pool_size,
+    )
+    made.extra_env = dict(lane.extra_env)
+    if lane.label == "agent":
+        scratch = lane.ws.tmp / short
+        agent = Agent.for_lane(made, scratch / "agent.sock", scratch / "agent.log")
+        agent.start()  # stopped with the workspace
+        made.extra_env = {AGENT_ENV: str(agent.socket)}
+    return made
+
+
 def agent_support(host: str, launcher: Path) -> tuple[bool, str]:
     """Whether this build has `cni-bridge-py agent --socket PATH` (asked inside `host`)."""
     proc = subprocess.run(
