@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--runtime-runs",
         type=int,
-        help="timed podman/ctr runs per variant and side (default 20; 0 skips those lanes)",
+        help="timed podman/ctr runs per variant and side (default 40; 0 skips those lanes)",
     )
     p.add_argument(
         "--load-wait",

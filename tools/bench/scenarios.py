@@ -43,7 +43,7 @@ class Plan:
     scale: tuple[int, ...] = (0, 100, 250)
     pairs: int = 20  # timed ADD/DEL pairs at each scale level
     rounds: int = 3  # concurrent rounds per level (the table shows their median)
-    runtime_runs: int = 20  # timed runs per variant and side in each end-to-end lane (0: none)
+    runtime_runs: int = 40  # timed runs per variant and side in each end-to-end lane (0: none)
     parallel: int = len(os.sched_getaffinity(0))  # untimed pre-population runs this many
     cri: bool = True  # pods through containerd's CRI (tools/bench/cri.py)
 
