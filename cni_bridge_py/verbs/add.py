@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from cni_bridge_py import plan, vlan
 from cni_bridge_py.cluster.leased import masq_addresses
@@ -26,7 +26,7 @@ from cni_bridge_py.verbs.bridge import (
     other_bridge_addresses,
     pin_mac,
 )
-from cni_bridge_py.verbs.container import configure_container, start_container_sysctls
+from cni_bridge_py.verbs.container import configure_container
 from cni_bridge_py.verbs.rollback import Rollback
 
 VETH_NAME_TRIES = 10
@@ -64,8 +64,8 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         _allocate(request, conf, ipam, done, undo)
         ports.steps.mark("ipam")
         fault_point(request, "ipam")
-        done.host_veth, sysctls_written = _create_veth(
-            request, conf, ports, container, bridge=done.bridge, ips=done.ips, undo=undo
+        done.host_veth = _create_veth(
+            request, conf, ports, container, bridge=done.bridge, undo=undo
         )
         pin_mac(ports, conf, done.bridge)
         ports.steps.mark("veth")
@@ -77,13 +77,7 @@ def add(request: Request, conf: NetConf, ports: Ports) -> Result:
         beside = other_bridge_addresses(conf, ports, done.bridge, done.ips)
         masquerade = _start_masquerade(request, conf, ports, done, undo)
         done.container = configure_container(
-            request,
-            conf,
-            ports,
-            container,
-            ips=done.ips,
-            routes=done.routes,
-            sysctls_written=sysctls_written,
+            request, conf, ports, container, ips=done.ips, routes=done.routes
         )
         ports.steps.mark("container")
         fault_point(request, "container")
@@ -126,13 +120,10 @@ def _create_veth(
     container: Links,
     *,
     bridge: LinkView,
-    ips: Sequence[IPConfig],
     undo: Rollback,
-) -> tuple[LinkView, Callable[[], None]]:
+) -> LinkView:
     """The pair, the container end created directly inside the namespace (its name checked
-    free before the bridge); the host end enslaved (hairpin, isolation, VLANs) and up, while
-    the container end's sysctls are written (start_container_sysctls: the returned function
-    waits for them)."""
+    free before the bridge); the host end enslaved (hairpin, isolation, VLANs) and up."""
     host = ports.host
     for _ in range(VETH_NAME_TRIES):
         name = "veth" + ports.random_suffix()
@@ -148,16 +139,7 @@ def _create_veth(
     veth = host.link(name)
     if veth is None:
         raise IOFailure(f"host veth {name} vanished after creation", "retry the ADD")
-    sysctls: list[Callable[[], None]] = []
-
-    def undo_veth() -> None:
-        for written in sysctls:  # the thread in its namespace ends before the link goes
-            with contextlib.suppress(Exception):
-                written()
-        host.delete_link(veth.index, f"veth {name}")
-
-    undo.push(f"host veth {name}", undo_veth)
-    sysctls.append(start_container_sysctls(request, conf, ports, ips))
+    undo.push(f"host veth {name}", lambda: host.delete_link(veth.index, f"veth {name}"))
     ports.sysctl.write(f"net/ipv6/conf/{name}/accept_ra", "0", required=False)
     what = f"veth {name}"
     # The alias says who owns this port, readable by GC after the runtime forgot the container.
@@ -168,7 +150,7 @@ def _create_veth(
     host.set_port_vlans(
         veth.index, vlan.port_ops(conf.vlan, conf.vlan_trunk, conf.preserve_default_vlan), what
     )
-    return veth, sysctls[0]
+    return veth
 
 
 def _macspoofchk(

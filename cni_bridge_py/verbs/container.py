@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from cni_bridge_py import plan
 from cni_bridge_py.config import NetConf
@@ -41,20 +41,6 @@ def strict_keys(ifname: str, ips: Sequence[IPConfig]) -> list[str]:
     return [f"net/ipv6/conf/{ifname}/disable_ipv6"]
 
 
-def start_container_sysctls(
-    request: Request, conf: NetConf, ports: Ports, ips: Sequence[IPConfig]
-) -> Callable[[], None]:
-    """The reference's sysctls in the container, written beside the host end's attachment:
-    they need only the container end, which exists from the veth's creation (a thread
-    entering the namespace, ~1 ms). The returned function waits for them and raises their
-    failure; configure_container calls it before the first address goes on."""
-    settings = container_sysctls(request.ifname, ips, conf)
-    if not settings:
-        return lambda: None
-    strict = strict_keys(request.ifname, ips)
-    return ports.alongside(lambda: ports.netns_sysctl(request.netns, settings, strict))
-
-
 def configure_container(
     request: Request,
     conf: NetConf,
@@ -63,12 +49,12 @@ def configure_container(
     *,
     ips: Sequence[IPConfig],
     routes: Sequence[Route],
-    sysctls_written: Callable[[], None],
 ) -> LinkView:
     """Addresses, link up (unless disableContainerInterface), lo up, routes, through the
-    ADD's session in the namespace, once `sysctls_written()` (start_container_sysctls) has
-    returned. Undone by deleting the veth."""
-    sysctls_written()
+    ADD's session in the namespace. Undone by deleting the veth."""
+    settings = container_sysctls(request.ifname, ips, conf)
+    if settings:
+        ports.netns_sysctl(request.netns, settings, strict_keys(request.ifname, ips))
     link = container.link(request.ifname)
     if link is None:
         raise IOFailure(f"{request.ifname} vanished from {request.netns}", "retry the ADD")

@@ -117,7 +117,6 @@ FAILING = [
             UNDO_BRIDGE,
         ],
         DUAL_STACK,
-        awaited_later=True,  # written beside the host end's attachment, awaited before addresses
     ),
     Failing("red add_address eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
     Failing("red set_up eth0", [UNDO_MASQ, UNDO_SPOOF, UNDO_VETH, UNDO_IPAM, UNDO_BRIDGE]),
