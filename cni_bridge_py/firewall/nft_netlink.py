@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterator
 
 from cni_bridge_py.firewall.nft_transport import in_process_netns
+from cni_bridge_py.kernel.rtmsg import attr, each_attribute
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -64,14 +65,12 @@ NFTA_VERDICT_CODE = 1
 NFTA_VERDICT_CHAIN = 2
 NFT_JUMP = -3
 NFT_GOTO = -4
-NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
 
 # (offset, length) of an address field in the network header, per family.
 ADDRESS_FIELDS = {4: {(12, 4): "saddr", (16, 4): "daddr"}, 6: {(8, 16): "saddr", (24, 16): "daddr"}}
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _NFGENMSG = struct.Struct("=BBH")
-_NLATTR = struct.Struct("=HH")
 _BE32 = struct.Struct(">I")
 _BE32_SIGNED = struct.Struct(">i")
 _BE64 = struct.Struct(">Q")
@@ -100,7 +99,7 @@ def jumps_to(family: int, chain: str, target: str, table: str = "nat") -> list[N
 
 
 def _dump_rules(family: int, table: str, chain: str) -> tuple[list[bytes], bool] | None:
-    attrs = _attr(NFTA_RULE_TABLE, table.encode() + b"\0") + _attr(
+    attrs = attr(NFTA_RULE_TABLE, table.encode() + b"\0") + attr(
         NFTA_RULE_CHAIN, chain.encode() + b"\0"
     )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
@@ -300,15 +299,5 @@ def _verdict_words(data: dict[int, bytes]) -> list[str]:
 
 def _attributes(data: bytes, offset: int = 0) -> Iterator[tuple[int, bytes]]:
     """(type, payload) of the netlink attributes in data[offset:]."""
-    end = len(data)
-    while offset + _NLATTR.size <= end:
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < _NLATTR.size or offset + length > end:
-            return
-        yield kind & NLA_TYPE_MASK, data[offset + _NLATTR.size : offset + length]
-        offset += (length + 3) & ~3
-
-
-def _attr(kind: int, payload: bytes) -> bytes:
-    length = _NLATTR.size + len(payload)
-    return _NLATTR.pack(length, kind) + payload + b"\0" * (-length % 4)
+    for kind, start, end in each_attribute(data, offset, len(data)):
+        yield kind, data[start:end]

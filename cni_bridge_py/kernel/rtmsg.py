@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Iterator
 from socket import AF_INET, AF_INET6
 
 from cni_bridge_py.netaddr import IPAddress, IPInterface, IPNetwork
@@ -88,7 +89,7 @@ class Route:
 def link_request(*, index: int = 0, name: str = "") -> bytes:
     """RTM_GETLINK of one link, by index or by name (both empty: a dump of all)."""
     body = _IFINFO.pack(0, 0, index, 0, 0)
-    return body + _attr(IFLA_IFNAME, name.encode() + b"\0") if name else body
+    return body + attr(IFLA_IFNAME, name.encode() + b"\0") if name else body
 
 
 def address_request(index: int) -> bytes:
@@ -98,7 +99,7 @@ def address_request(index: int) -> bytes:
 
 def route_request(family: int, table: int, oif: int) -> bytes:
     """An RTM_GETROUTE dump of `family` in `table` through link `oif` (strict checking)."""
-    return _RTMSG.pack(family, 0, 0, 0, table, 0, 0, 0, 0) + _attr(RTA_OIF, _U32.pack(oif))
+    return _RTMSG.pack(family, 0, 0, 0, table, 0, 0, 0, 0) + attr(RTA_OIF, _U32.pack(oif))
 
 
 def route_table_request(family: int, table: int) -> bytes:
@@ -109,10 +110,11 @@ def route_table_request(family: int, table: int) -> bytes:
 def nsid_request(netns_fd: int) -> bytes:
     """RTM_GETNSID: the nsid this namespace gave the namespace open at `netns_fd`. A read:
     the kernel answers NETNSA_NSID_NOT_ASSIGNED (-1) rather than assigning one."""
-    return _RTGEN.pack(0) + _attr(NETNSA_FD, _U32.pack(netns_fd))
+    return _RTGEN.pack(0) + attr(NETNSA_FD, _U32.pack(netns_fd))
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
+def attr(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute, padded to 4 bytes (also nf_tables' requests: nft_netlink)."""
     size = _NLA.size + len(payload)
     return _NLA.pack(size, kind) + payload + b"\0" * (-size % 4)
 
@@ -120,16 +122,24 @@ def _attr(kind: int, payload: bytes) -> bytes:
 # ---- answers: each parser takes one whole message, nlmsghdr included ----
 
 
-def attributes(data: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
-    """The attributes between `start` and `end`: type -> (payload start, payload end). Only
-    offsets: most of a link's attributes (statistics, per-family settings) are never read."""
-    found: dict[int, tuple[int, int]] = {}
+def each_attribute(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(type, payload start, payload end) of each attribute between `start` and `end`, in
+    order, repeated types included (nf_tables' lists repeat NFTA_LIST_ELEM: nft_netlink)."""
     while start + _NLA.size <= end:
         size, kind = _NLA.unpack_from(data, start)
         if size < _NLA.size or start + size > end:
-            break  # malformed: what came before stands
-        found.setdefault(kind & NLA_TYPE_MASK, (start + _NLA.size, start + size))
+            return  # malformed: what came before stands
+        yield kind & NLA_TYPE_MASK, start + _NLA.size, start + size
         start += (size + 3) & ~3
+
+
+def attributes(data: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
+    """The attributes between `start` and `end`: type -> (payload start, payload end), the
+    first of each type. Only offsets: most of a link's attributes (statistics, per-family
+    settings) are never read."""
+    found: dict[int, tuple[int, int]] = {}
+    for kind, payload_start, payload_end in each_attribute(data, start, end):
+        found.setdefault(kind, (payload_start, payload_end))
     return found
 
 

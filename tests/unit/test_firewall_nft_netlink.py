@@ -7,12 +7,13 @@ import ipaddress
 import struct
 
 from cni_bridge_py.firewall import nft_netlink as nn
+from cni_bridge_py.kernel.rtmsg import attr
 
 NESTED = 0x8000
 
 
 def _nest(kind: int, *parts: bytes) -> bytes:
-    return nn._attr(kind | NESTED, b"".join(parts))
+    return attr(kind | NESTED, b"".join(parts))
 
 
 def _be32(value: int) -> bytes:
@@ -22,7 +23,7 @@ def _be32(value: int) -> bytes:
 def _expr(name: str, *data: bytes) -> bytes:
     return _nest(
         nn.NFTA_LIST_ELEM,
-        nn._attr(nn.NFTA_EXPR_NAME, name.encode() + b"\0"),
+        attr(nn.NFTA_EXPR_NAME, name.encode() + b"\0"),
         _nest(nn.NFTA_EXPR_DATA, *data),
     )
 
@@ -30,37 +31,37 @@ def _expr(name: str, *data: bytes) -> bytes:
 def _payload(offset: int, length: int) -> bytes:
     return _expr(
         "payload",
-        nn._attr(nn.NFTA_PAYLOAD_BASE, _be32(nn.NFT_PAYLOAD_NETWORK_HEADER)),
-        nn._attr(nn.NFTA_PAYLOAD_OFFSET, _be32(offset)),
-        nn._attr(nn.NFTA_PAYLOAD_LEN, _be32(length)),
+        attr(nn.NFTA_PAYLOAD_BASE, _be32(nn.NFT_PAYLOAD_NETWORK_HEADER)),
+        attr(nn.NFTA_PAYLOAD_OFFSET, _be32(offset)),
+        attr(nn.NFTA_PAYLOAD_LEN, _be32(length)),
     )
 
 
 def _cmp(value: bytes, op: int = nn.NFT_CMP_EQ) -> bytes:
     return _expr(
         "cmp",
-        nn._attr(nn.NFTA_CMP_OP, _be32(op)),
-        _nest(nn.NFTA_CMP_DATA, nn._attr(nn.NFTA_DATA_VALUE, value)),
+        attr(nn.NFTA_CMP_OP, _be32(op)),
+        _nest(nn.NFTA_CMP_DATA, attr(nn.NFTA_DATA_VALUE, value)),
     )
 
 
 def _bitwise(mask: bytes) -> bytes:
-    return _expr("bitwise", _nest(nn.NFTA_BITWISE_MASK, nn._attr(nn.NFTA_DATA_VALUE, mask)))
+    return _expr("bitwise", _nest(nn.NFTA_BITWISE_MASK, attr(nn.NFTA_DATA_VALUE, mask)))
 
 
 def _verdict(code: int, chain: str = "") -> bytes:
-    parts = [nn._attr(nn.NFTA_VERDICT_CODE, _be32(code))]
+    parts = [attr(nn.NFTA_VERDICT_CODE, _be32(code))]
     if chain:
-        parts.append(nn._attr(nn.NFTA_VERDICT_CHAIN, chain.encode() + b"\0"))
+        parts.append(attr(nn.NFTA_VERDICT_CHAIN, chain.encode() + b"\0"))
     return _expr("immediate", _nest(nn.NFTA_IMMEDIATE_DATA, _nest(nn.NFTA_DATA_VERDICT, *parts)))
 
 
 def _rule(handle: int, *exprs: bytes) -> bytes:
     return (
         nn._NFGENMSG.pack(2, 0, 0)
-        + nn._attr(nn.NFTA_RULE_TABLE, b"nat\0")
-        + nn._attr(nn.NFTA_RULE_CHAIN, b"POSTROUTING\0")
-        + nn._attr(nn.NFTA_RULE_HANDLE, struct.pack(">Q", handle))
+        + attr(nn.NFTA_RULE_TABLE, b"nat\0")
+        + attr(nn.NFTA_RULE_CHAIN, b"POSTROUTING\0")
+        + attr(nn.NFTA_RULE_HANDLE, struct.pack(">Q", handle))
         + _nest(nn.NFTA_RULE_EXPRESSIONS, *exprs)
     )
 
@@ -104,7 +105,7 @@ def test_a_goto_another_verdict_or_a_name_that_only_contains_ours_is_no_jump() -
     rules = [
         _rule(1, _payload(12, 4), _cmp(_v4("10.0.0.2")), _verdict(-4, "CNI-a")),
         _rule(2, _payload(12, 4), _cmp(_v4("10.0.0.2")), _verdict(-3, "CNI-ab")),
-        _rule(3, _expr("match", nn._attr(nn.NFTA_MATCH_NAME, b"CNI-a\0")), _verdict(1)),
+        _rule(3, _expr("match", attr(nn.NFTA_MATCH_NAME, b"CNI-a\0")), _verdict(1)),
     ]
     assert nn.parse_jumps(rules, 4, "CNI-a") == []
 
