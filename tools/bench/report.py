@@ -83,17 +83,28 @@ def _sum(*parts: float | None) -> float | None:
     return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
 
 
+def median(results: Results, metric: str, lane: str) -> float | None:
+    series = results.find(metric, lane)
+    return series.median() if series else None
+
+
+def with_and_without(
+    results: Results, with_net: str, without: str, lane: str
+) -> tuple[float, float] | None:
+    """A side's medians with the network and without (their difference: what its plugin
+    adds)."""
+    a, b = median(results, with_net, lane), median(results, without, lane)
+    return (a, b) if a is not None and b is not None else None
+
+
 def kernel_floor(results: Results) -> tuple[float | None, float | None]:
     """The medians of the bare veth create and delete round trips (tools/bench/kernel_floor)."""
-    create, delete = (results.find(m, KERNEL) for m in (VETH_CREATE, VETH_DELETE))
-    return (create.median() if create else None), (delete.median() if delete else None)
+    return median(results, VETH_CREATE, KERNEL), median(results, VETH_DELETE, KERNEL)
 
 
 def podman_cost(results: Results, lane: str) -> float | None:
-    """A podman side's network cost: its median with the network minus its median without."""
-    a, b = (results.find(m, lane) for m in ("podman network", "podman none"))
-    x, y = (a.median() if a else None), (b.median() if b else None)
-    return x - y if x is not None and y is not None else None
+    medians = with_and_without(results, "podman network", "podman none", lane)
+    return medians[0] - medians[1] if medians else None
 
 
 def ours_podman_floor(results: Results) -> tuple[float | None, tuple[float | None, ...]]:
@@ -102,8 +113,7 @@ def ours_podman_floor(results: Results) -> tuple[float | None, tuple[float | Non
     create. The interpreter starts for ADD and DEL (VERSION is the launcher's shell); the
     pair's deletion is not waited for (ours' DEL with the agent answers first)."""
     noop = podman_cost(results, NOOP)
-    interpreter = results.find(DIRECT_START, KERNEL)
-    start = interpreter.median() if interpreter else None
+    start = median(results, DIRECT_START, KERNEL)
     kernel = kernel_floor(results)[0]
     parts = (noop, start, kernel)
     if noop is None or start is None or kernel is None:
@@ -225,9 +235,10 @@ class Table:
 
     def _cost(self, with_net: str, without: str, lane: str) -> tuple[float | None, str]:
         """A side's median with the network minus its median without, and that as a cell."""
-        a, b = self._median(with_net, lane), self._median(without, lane)
-        if a is None or b is None:
+        medians = with_and_without(self.results, with_net, without, lane)
+        if medians is None:
             return None, "—"
+        a, b = medians
         return a - b, f"{ms(a - b)} ({ms(a)} - {ms(b)})"
 
     def runtime_cost(
@@ -304,11 +315,10 @@ class Table:
     def direct_start(self) -> Row:
         """The launcher's interpreter started as a runtime starts a plugin: the front's floor
         under podman and ctr, where no `ip netns exec` comes first."""
-        found = self.results.find(DIRECT_START, KERNEL)
-        median = found.median() if found else None
-        text = "—" if median is None else ms(median)
+        started = median(self.results, DIRECT_START, KERNEL)
+        text = "—" if started is None else ms(started)
         cells = {lane: text if lane in OURS else "—" for lane in LANES}
-        return Row(DIRECT_FLOOR, cells, raw={"median_s": median})
+        return Row(DIRECT_FLOOR, cells, raw={"median_s": started})
 
     def check_over_error(self) -> Row:
         """A lane's CHECK median over its error median: what a CHECK costs beyond the call's
@@ -402,8 +412,7 @@ class Table:
         return Row("peak RSS of the agent process", cells, raw={"agent_kb": kb})
 
     def _median(self, metric: str, lane: str) -> float | None:
-        series = self.results.find(metric, lane)
-        return series.median() if series else None
+        return median(self.results, metric, lane)
 
     def _series(self, lane: str, *metrics: str) -> list[Series]:
         return [s for m in metrics if (s := self.results.find(m, lane)) is not None]
