@@ -19,7 +19,7 @@ import errno
 import ipaddress
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from cni_bridge_py.errors import IOFailure, TryAgainLater
@@ -193,11 +193,8 @@ class DiskStore:
         attachments, parsing every name cost more than reading every file)."""
         known = self._watched.files(self.directory) if self._watched is not None else None
         if known is not None:
-            for name, owner in known.items():
-                if name.startswith(TEMP_PREFIX):
-                    self._remove_stale_temp(os.path.join(self.directory, name))
-                else:
-                    yield name, owner
+            self._remove_stale_temps(known)
+            yield from ((n, owner) for n, owner in known.items() if not n.startswith(TEMP_PREFIX))
             return
         try:
             entries = list(os.scandir(self.directory))
@@ -262,10 +259,13 @@ class DiskStore:
         held = self._watched.holding(self.directory, (*owners, ""))
         if held is None:
             return None
-        for name in held.pop("", ()):
+        self._remove_stale_temps(held.pop("", ()))
+        return held
+
+    def _remove_stale_temps(self, names: Iterable[str]) -> None:
+        for name in names:
             if name.startswith(TEMP_PREFIX):
                 self._remove_stale_temp(os.path.join(self.directory, name))
-        return held
 
     def owners(self) -> list[tuple[IPAddress, Owner]]:
         return [(addr, parse_owner(text)) for addr, text in self.reservations()]
