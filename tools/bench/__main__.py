@@ -53,6 +53,7 @@ from tools.bench.sides import (
     Lane,
     agent_support,
     make_side,
+    with_agent,
 )
 
 QUICK = Plan(calls=3, concurrency=(4,), scale=(0, 5), pairs=2, rounds=1, runtime_runs=2, cri=False)
@@ -186,11 +187,7 @@ def setup(ws: Workspace, plan: Plan, modes: tuple[str, ...], status: dict[str, s
                 pool_size=size,
                 host=host,
             )
-            agent = Agent.for_lane(
-                lane, ws.tmp / "agt" / "agent.sock", ws.tmp / "agt" / "agent.log"
-            )
-            agent.start()
-            lane.extra_env = {AGENT_ENV: str(agent.socket)}
+            agent = with_agent(lane, ws.tmp / "agt")
             lanes.append(lane)
             status["agent"] = "ok"
             note = f"started for the run ({note}, in the agent lane's host namespace)"

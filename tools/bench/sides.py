@@ -142,11 +142,17 @@ def twin(lane: Lane, suffix: str, pool_size: int) -> Lane:
     )
     made.extra_env = dict(lane.extra_env)
     if lane.label == "agent":
-        scratch = lane.ws.tmp / short
-        agent = Agent.for_lane(made, scratch / "agent.sock", scratch / "agent.log")
-        agent.start()  # stopped with the workspace
-        made.extra_env = {AGENT_ENV: str(agent.socket)}
+        with_agent(made, lane.ws.tmp / short)
     return made
+
+
+def with_agent(lane: Lane, scratch: Path) -> Agent:
+    """An agent of the lane's own, started in its host namespace (stopped with the
+    workspace), which the lane's calls use."""
+    agent = Agent.for_lane(lane, scratch / "agent.sock", scratch / "agent.log")
+    agent.start()
+    lane.extra_env = {AGENT_ENV: str(agent.socket)}
+    return agent
 
 
 def agent_support(host: str, launcher: Path) -> tuple[bool, str]:
