@@ -70,10 +70,10 @@ def _iptables(path_env: str | None) -> MasqBackend | None:
 
         return LegacyIptables()
     if variant == "nft":
+        from cni_bridge_py.firewall.iptables_nft_write import NetlinkNat  # noqa: PLC0415
         from cni_bridge_py.firewall.iptables_restore import RestoreIptables  # noqa: PLC0415
-        from cni_bridge_py.firewall.nft_netlink import jumps_to  # noqa: PLC0415
 
-        return RestoreIptables(path_env, nft=_libnftables(path_env), jumps=jumps_to)
+        return RestoreIptables(path_env, nft=_libnftables(path_env), netlink=NetlinkNat())
     return None
 
 

@@ -90,19 +90,24 @@ def jumps_to(postrouting: Sequence[NftRule], chain: str) -> list[NftRule]:
     return [rule for rule in postrouting if _after(rule[1], "jump") == chain]
 
 
-def teardown_commands(
-    family: int, chain: str, postrouting: Sequence[NftRule], hosts: Collection[str]
-) -> list[str]:
-    """One transaction that removes the POSTROUTING jumps to an existing `chain` from `hosts`
-    (every jump when empty), then the chain once nothing jumps to it: what render_teardown
-    does from an iptables-save read. Deleting by handle fails the whole transaction if the
-    rule went away meanwhile, and the chain's deletion fails while another rule still jumps
-    to it: the kernel refuses a state we did not read."""
-    where = f"{FAMILY_WORDS[family]} nat"
+def teardown_plan(
+    chain: str, postrouting: Sequence[NftRule], hosts: Collection[str]
+) -> tuple[list[int], bool]:
+    """What a DEL removes of an existing `chain`: the handles of POSTROUTING's jumps to it
+    from `hosts` (every jump when empty), and whether the chain goes too (once nothing jumps
+    to it): what render_teardown does from an iptables-save read. Deleting by handle fails
+    the whole transaction if the rule went away meanwhile, and the chain's deletion fails
+    while another rule still jumps to it: the kernel refuses a state we did not read."""
     jumps = jumps_to(postrouting, chain)
-    doomed = [j for j in jumps if not hosts or _after(j[1], "saddr") in hosts]
-    commands = [f"delete rule {where} {POSTROUTING} handle {handle}" for handle, _ in doomed]
-    if len(doomed) == len(jumps):
+    doomed = [handle for handle, words in jumps if not hosts or _after(words, "saddr") in hosts]
+    return doomed, len(doomed) == len(jumps)
+
+
+def teardown_commands(family: int, chain: str, doomed: Sequence[int], whole: bool) -> list[str]:
+    """teardown_plan's deletions as one libnftables transaction."""
+    where = f"{FAMILY_WORDS[family]} nat"
+    commands = [f"delete rule {where} {POSTROUTING} handle {handle}" for handle in doomed]
+    if whole:
         commands += [f"flush chain {where} {chain}", f"delete chain {where} {chain}"]
     return commands
 

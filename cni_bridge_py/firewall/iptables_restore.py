@@ -1,22 +1,23 @@
-"""Masquerade rules through iptables-restore (iptables-nft, Debian 12's default, which
-python-iptables cannot write).
+"""Masquerade rules for iptables-nft (Debian 12's default, which python-iptables cannot
+write): in process over nf_tables netlink, with iptables-restore as the fallback.
 
-ADD writes blind: one `iptables-restore --noflush` batch per address family, rendered from
-the network, the container ID and the addresses alone, that commits only when the kernel
-holds exactly the state it expects (layout.render_fresh_setup). Each batch is one kernel
-transaction, so it needs no lock: concurrent ADDs of different containers touch different
-chains and only append to POSTROUTING. When a blind batch fails, the state was not the
-expected one (a second interface of the container, a repeated call, rules made by someone
-else), and the kernel is read: iptables-save, then a batch rendered from what it said, under
-our lock so that two such read-then-writes never interleave.
+ADD writes blind: the rules rendered from the network, the container ID and the addresses
+alone (layout.render_fresh_setup), as one nf_tables transaction in process
+(iptables_nft_write), which commits only when the kernel holds exactly the state it expects.
+Each transaction is atomic, so it needs no lock: concurrent ADDs of different containers
+touch different chains and only append to POSTROUTING. When the kernel refuses it (no nat
+table yet on a fresh host, the chain already there), the same batch goes through
+`iptables-restore --noflush` (which makes the table), and when that fails too, the state was
+not the expected one (a second interface of the container, a repeated call, rules made by
+someone else) and the kernel is read: iptables-save, then a batch rendered from what it said,
+under our lock so that two such read-then-writes never interleave.
 
-DEL and CHECK read iptables-nft's tables in process: the container's chain through
-libnftables when it loads (iptables_nft_view), POSTROUTING's jumps to it from the kernel's
-rule dump (nft_netlink: libnftables would list every container's jump). DEL deletes what it
-read by handle in one transaction, which the kernel refuses if the state changed since (then
-the iptables-save path runs); CHECK compares. An
-iptables-restore process costs ~7 ms, and ~13 ms on a DEL, whose socket's close waits for the
-kernel to free the deleted rules. Without libnftables, DEL writes blind as ADD does
+DEL and CHECK read the container's chain and POSTROUTING's jumps to it from the kernel's rule
+dump (nft_netlink; libnftables where that cannot tell). DEL deletes what it read by handle in
+one transaction, which the kernel refuses if the state changed since (then the iptables-restore
+path runs); CHECK compares. An iptables-restore process costs ~3 ms of an ADD here, more under
+concurrency, and ~13 ms on a DEL, whose socket's close waits for the kernel to free the deleted
+rules. Without netlink or libnftables, DEL writes blind as ADD does
 (layout.render_known_teardown) and CHECK reads iptables-save. GC always reads iptables-save:
 it needs the rules' comments, which nft does not print.
 """
@@ -63,11 +64,21 @@ class NatLister(Protocol):
     def run(self, commands: str, *, json: bool = False, handles: bool = False) -> Outcome: ...
 
 
-class JumpReader(Protocol):
-    """The rules of a nat chain that jump to `target` (nft_netlink.jumps_to); raises
-    nft_netlink.CannotRead when it cannot tell."""
+class NatNetlink(Protocol):
+    """iptables-nft's nat table through nf_tables netlink, in process
+    (iptables_nft_write.NetlinkNat). Reads raise nft_netlink.CannotRead when they cannot
+    tell and answer None for a chain that does not exist; writes answer whether they
+    committed (one transaction each, nothing applied when not)."""
 
-    def __call__(self, family: int, chain: str, target: str) -> list[view.NftRule] | None: ...
+    def rules(self, family: int, chain: str) -> list[view.NftRule] | None: ...
+
+    def jumps(self, family: int, chain: str, target: str) -> list[view.NftRule] | None: ...
+
+    def write_fresh_setup(self, request: MasqRequest, family: int) -> bool: ...
+
+    def write_teardown(
+        self, family: int, chain: str, jumps: Collection[int], whole: bool
+    ) -> bool: ...
 
 
 class RestoreIptables:
@@ -78,18 +89,20 @@ class RestoreIptables:
         path_env: str | None = None,
         lock_dir: str = LOCK_DIR,
         nft: NatLister | None = None,
-        jumps: JumpReader | None = None,
+        netlink: NatNetlink | None = None,
     ) -> None:
         self.path_env = path_env
         self.lock_dir = lock_dir
-        # libnftables for DEL and CHECK; None: iptables processes only.
+        # libnftables for DEL and CHECK where netlink cannot tell; None: iptables processes.
         self.nft = nft
-        # POSTROUTING's jumps to one chain, read from the kernel without listing every
-        # container's (nft_netlink); None: libnftables lists the chain.
-        self.jumps = jumps
+        # The kernel's rules read and written in process: ADD's blind batch, DEL's deletions
+        # by handle, CHECK's reads; None, or a refusal: libnftables and iptables processes.
+        self.netlink = netlink
 
     def setup(self, request: MasqRequest) -> None:
         families = sorted({a.version for a in request.addresses})
+        if self.netlink is not None:
+            families = [f for f in families if not self.netlink.write_fresh_setup(request, f)]
         failed = self._restore_blind({f: render_fresh_setup(request, f) for f in families})
         if not failed:
             return
@@ -113,7 +126,10 @@ class RestoreIptables:
         except CannotTell:
             return False
         hosts = {str(a.ip) for a in request.addresses}
-        commands = view.teardown_commands(family, request.chain, postrouting, hosts)
+        doomed, whole = view.teardown_plan(request.chain, postrouting, hosts)
+        if self.netlink is not None:
+            return self.netlink.write_teardown(family, request.chain, doomed, whole)
+        commands = view.teardown_commands(family, request.chain, doomed, whole)
         assert self.nft is not None
         return not commands or self.nft.run("\n".join(commands)).ok
 
@@ -143,9 +159,9 @@ class RestoreIptables:
 
     def _jumps(self, family: int, chain: str) -> list[view.NftRule]:
         """POSTROUTING's jumps to `chain`."""
-        if self.jumps is not None:
+        if self.netlink is not None:
             try:
-                return self.jumps(family, view.POSTROUTING, chain) or []
+                return self.netlink.jumps(family, view.POSTROUTING, chain) or []
             except CannotRead:
                 pass  # libnftables, or iptables-save, may still tell
         return self._chain(family, view.POSTROUTING, chain) or []
@@ -153,6 +169,11 @@ class RestoreIptables:
     def _chain(self, family: int, chain: str, jumping_to: str = "") -> list[view.NftRule] | None:
         """The chain's rules as libnftables lists them (with `jumping_to`, only the jumps to
         that chain); None when it does not exist."""
+        if self.netlink is not None and not jumping_to:
+            try:
+                return self.netlink.rules(family, chain)
+            except CannotRead:
+                pass
         if self.nft is None:
             raise CannotTell("no libnftables")
         outcome = self.nft.run(view.list_command(family, chain), json=True)

@@ -1,12 +1,13 @@
-"""The POSTROUTING jumps to one container's chain, read from nf_tables over netlink.
+"""iptables-nft's nat rules read from nf_tables over netlink: POSTROUTING's jumps to one
+container's chain, and that chain's own rules.
 
 DEL and CHECK need only the rules of iptables-nft's POSTROUTING that jump to the container's
-chain (its handle for DEL, its source address for CHECK). libnftables cannot list fewer than
-the whole chain, one jump per container, and decodes every rule to JSON for us to decode
-again: 5.3 ms with 250 containers here, growing with each one. The kernel's rule dump, filtered
-to the table and chain by the kernel itself, costs a fraction of that, and the bytes of a rule
-that does not name our chain are skipped without being parsed (a chain name is unique and
-appears in a jump's verdict as a NUL-terminated string).
+chain (its handle for DEL, its source address for CHECK), and the chain itself. libnftables
+cannot list fewer than the whole chain, one jump per container, and decodes every rule to
+JSON for us to decode again: 5.3 ms with 250 containers here, growing with each one. The
+kernel's rule dump, filtered to the table and chain by the kernel itself, costs a fraction of
+that, and the bytes of a rule that does not name our chain are skipped without being parsed
+(a chain name is unique and appears in a jump's verdict as a NUL-terminated string).
 
 A rule becomes the words iptables_nft_view reads from libnftables' JSON (`ip saddr 10.0.0.2
 counter jump CNI-x`), so both readers feed one matching; tests/integration compares them on
@@ -17,6 +18,7 @@ the chain through libnftables or iptables-save.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -30,6 +32,7 @@ from cni_bridge_py.kernel.rtmsg import attr, each_attribute
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_GETCHAIN = 4
 NFT_MSG_NEWRULE = 6
 NFT_MSG_GETRULE = 7
 NLM_F_REQUEST = 0x1
@@ -41,6 +44,8 @@ NFNETLINK_V0 = 0
 NFPROTO = {4: 2, 6: 10}  # NFPROTO_IPV4, NFPROTO_IPV6
 FAMILY_WORDS = {4: "ip", 6: "ip6"}
 
+NFTA_CHAIN_TABLE = 1
+NFTA_CHAIN_NAME = 3
 NFTA_RULE_TABLE = 1
 NFTA_RULE_CHAIN = 2
 NFTA_RULE_HANDLE = 3
@@ -65,6 +70,8 @@ NFTA_VERDICT_CODE = 1
 NFTA_VERDICT_CHAIN = 2
 NFT_JUMP = -3
 NFT_GOTO = -4
+# The other verdict codes, as nft names them (NF_DROP, NF_ACCEPT, NFT_RETURN, NFT_CONTINUE).
+VERDICTS = {0: "drop", 1: "accept", -5: "return", -1: "continue"}
 
 # (offset, length) of an address field in the network header, per family.
 ADDRESS_FIELDS = {4: {(12, 4): "saddr", (16, 4): "daddr"}, 6: {(8, 16): "saddr", (24, 16): "daddr"}}
@@ -88,13 +95,49 @@ class CannotRead(Exception):
 def jumps_to(family: int, chain: str, target: str, table: str = "nat") -> list[NftRule] | None:
     """The rules of `table` `chain` (in the calling thread's network namespace) whose verdict
     jumps to `target`, in order; None when the table or the chain does not exist."""
+    messages = _dump_whole(family, table, chain)
+    return None if messages is None else parse_jumps(messages, family, target)
+
+
+def rules_of(family: int, chain: str, table: str = "nat") -> list[NftRule] | None:
+    """Every rule of `table` `chain`, in order (a container's own chain: a few rules); None
+    when the table or the chain does not exist."""
+    messages = _dump_whole(family, table, chain)
+    if not messages and not _chain_exists(family, table, chain):
+        return None  # a dump filtered to a missing table lists nothing, with no error
+    return None if messages is None else parse_rules(messages, family)
+
+
+def _chain_exists(family: int, table: str, chain: str) -> bool:
+    attrs = attr(NFTA_CHAIN_TABLE, table.encode() + b"\0") + attr(
+        NFTA_CHAIN_NAME, chain.encode() + b"\0"
+    )
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN
+    body = _NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
+    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST, 1, 0)
+    with kept_socket() as sock:
+        try:
+            sock.send(header + body)
+            data = sock.recv(_RECV_BYTES)
+        except OSError as exc:
+            raise CannotRead(f"the chain lookup failed: {exc}") from exc
+    _length, answer, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data)
+    if answer != NLMSG_ERROR:
+        return True  # the chain itself
+    code = -struct.unpack_from("=i", data, _NLMSGHDR.size)[0]
+    if code == errno.ENOENT:
+        return False
+    raise CannotRead(f"the kernel refused the chain lookup: {os.strerror(code)}")
+
+
+def _dump_whole(family: int, table: str, chain: str) -> list[bytes] | None:
     for _ in range(_ATTEMPTS):
         dump = _dump_rules(family, table, chain)
         if dump is None:
             return None
         messages, interrupted = dump
         if not interrupted:
-            return parse_jumps(messages, family, target)
+            return messages
     raise CannotRead(f"the {table} {chain} dump was interrupted by changes {_ATTEMPTS} times")
 
 
@@ -104,15 +147,25 @@ def _dump_rules(family: int, table: str, chain: str) -> tuple[list[bytes], bool]
     )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
     body = _NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
+    with kept_socket() as sock:
+        return _exchange(sock, kind, body)
+
+
+@contextlib.contextmanager
+def kept_socket() -> Iterator[socket.socket]:
+    """An nfnetlink socket in the calling thread's network namespace, for one exchange: the
+    process's kept one (held alone meanwhile), or, in a thread that entered another
+    namespace, one of its own. Raises CannotRead when none can be opened."""
     if not in_process_netns():
         with _open() as sock:
-            return _exchange(sock, kind, body)
+            yield sock
+        return
     with _KEPT_GUARD:
         sock = _kept_socket()
         try:
-            return _exchange(sock, kind, body)
+            yield sock
         except BaseException:
-            _KEPT.clear()  # what is left unread on it would answer the next dump
+            _KEPT.clear()  # what is left unread on it would answer the next exchange
             sock.close()
             raise
 
@@ -181,28 +234,31 @@ def _receive(sock: socket.socket) -> tuple[list[bytes], bool] | None:
 def parse_jumps(messages: list[bytes], family: int, target: str) -> list[NftRule]:
     """The rules among `messages` (NFT_MSG_NEWRULE bodies) that jump to `target` (pure)."""
     needle = target.encode() + b"\0"
+    # A rule whose bytes cannot name our chain is not worth parsing.
+    named = [message for message in messages if needle in message]
+    return [rule for rule in parse_rules(named, family) if _verdict_target(rule[1]) == target]
+
+
+def parse_rules(messages: list[bytes], family: int) -> list[NftRule]:
+    """(handle, words) of each NFT_MSG_NEWRULE body in `messages`, in order (pure)."""
     rules: list[NftRule] = []
     for message in messages:
-        if needle not in message:
-            continue  # cannot name our chain: not worth parsing
         attrs = dict(_attributes(message, _NFGENMSG.size))
         handle, exprs = attrs.get(NFTA_RULE_HANDLE), attrs.get(NFTA_RULE_EXPRESSIONS)
         if handle is None or exprs is None:
             continue
-        words = _rule_words(exprs, family)
-        if _verdict_target(words) == target:
-            rules.append((_BE64.unpack(handle)[0], tuple(words)))
+        rules.append((_BE64.unpack(handle)[0], tuple(rule_words(exprs, family))))
     return rules
 
 
-def _verdict_target(words: list[str]) -> str | None:
+def _verdict_target(words: tuple[str, ...]) -> str | None:
     for i, word in enumerate(words[:-1]):
         if word == "jump":
             return words[i + 1]
     return None
 
 
-def _rule_words(exprs: bytes, family: int) -> list[str]:
+def rule_words(exprs: bytes, family: int) -> list[str]:
     """A rule's expressions as nft's text would say them (only what our rules use): a
     payload load, an optional mask and a compare make one match `ip saddr 10.0.0.2`; an
     unknown expression is its name, so it never matches by accident."""
@@ -226,6 +282,9 @@ def _rule_words(exprs: bytes, family: int) -> list[str]:
         elif name == "match":
             # An xtables match (iptables-nft's `-m comment`), named as libnftables' JSON does.
             words.append("xt-" + _xt_name(data))
+        elif name == "target":
+            # An xtables target (`-j MASQUERADE`) reads like nft's native verdict, as there.
+            words.append(_xt_name(data).lower())
         else:
             words.append(name)
     return words
@@ -294,7 +353,7 @@ def _verdict_words(data: dict[int, bytes]) -> list[str]:
         return ["jump", chain]
     if code == NFT_GOTO:
         return ["goto", chain]
-    return ["verdict"]
+    return [VERDICTS.get(code, "verdict")]
 
 
 def _attributes(data: bytes, offset: int = 0) -> Iterator[tuple[int, bytes]]:

@@ -86,15 +86,23 @@ def red(verb: str, *addresses: str, ifname: str = "eth0") -> Step:
 
 
 def test_add_and_del_write_blind(iptables: Iptables) -> None:
-    """One iptables-restore for the ADD; the DEL through libnftables in process (legacy does
-    both in process)."""
+    """The first ADD on a host without iptables-nft's nat table runs one iptables-restore,
+    which makes it; from then on ADD and DEL run no process: each is one nf_tables
+    transaction in process (legacy does both in process through libiptc)."""
     ran = iptables.run(red("setup", "192.168.15.2/24"))
+    assert ran == ([] if iptables.variant == "legacy" else ["iptables-restore"])
+    blue = ("setup", "blue1", "eth0", ["192.168.15.3/24"])
+    assert iptables.run(blue) == []
     assert sorted(iptables.rules()) == sorted(
         nat_rules_for("testnet", "red1", "192.168.15.2", SUBNET)
+        + nat_rules_for("testnet", "blue1", "192.168.15.3", SUBNET)
     )
-    ran += iptables.run(red("teardown", "192.168.15.2/24"))
+    assert iptables.run(red("teardown", "192.168.15.2/24")) == []
+    assert sorted(iptables.rules()) == sorted(
+        nat_rules_for("testnet", "blue1", "192.168.15.3", SUBNET)
+    )
+    assert iptables.run(("teardown", "blue1", "eth0", ["192.168.15.3/24"])) == []
     assert iptables.rules() == []
-    assert ran == ([] if iptables.variant == "legacy" else ["iptables-restore"])
 
 
 def test_repeated_add_reads_and_writes_nothing_twice(iptables: Iptables) -> None:
@@ -341,3 +349,109 @@ def test_a_thread_in_another_namespace_reads_its_jumps(namespaces: NamespaceFact
         "thread": [["saddr", "10.2.0.2"]],
         "main after": [["saddr", "10.1.0.1"]],
     }
+
+
+# --- ADD's rules as one nf_tables transaction (iptables_nft_write)
+
+WRITE = """
+import ipaddress, subprocess, sys
+from cni_bridge_py.firewall.iptables_nft_write import write_fresh_setup
+from cni_bridge_py.firewall.layout import MasqRequest, render_fresh_setup
+addrs = tuple(ipaddress.ip_interface(a) for a in sys.argv[2:])
+request = MasqRequest("testnet", "red1", addrs, "eth0")
+for family in sorted({a.version for a in addrs}):
+    if sys.argv[1] == "netlink":
+        print(write_fresh_setup(request, family))
+    else:
+        tool = "iptables-restore" if family == 4 else "ip6tables-restore"
+        batch = render_fresh_setup(request, family)
+        print(subprocess.run([tool, "--noflush"], input=batch, text=True).returncode == 0)
+"""
+# Masks on a byte and off it, both families, two addresses of each.
+ADDRESSES = ("192.168.15.2/24", "10.2.16.7/20", "fd00::2/64", "fd01::9/60")
+
+
+def _with_nat_tables(ns: Namespace) -> Namespace:
+    """iptables-nft's nat tables made, as by a first ADD, and left empty."""
+    for tool in ("iptables", "ip6tables"):
+        ns.exec(tool, "-t", "nat", "-A", "POSTROUTING", "-j", "RETURN")
+        ns.exec(tool, "-t", "nat", "-D", "POSTROUTING", "-j", "RETURN")
+    return ns
+
+
+def _kernel_state(ns: Namespace) -> tuple[str, str]:
+    """Each rule's expressions as the kernel holds them (nft's netlink debug view, handles
+    and positions included), and what iptables-save makes of them."""
+    expressions = ns.exec("nft", "--debug=netlink", "list", "ruleset")
+    saved = ns.exec("sh", "-c", "iptables-save -t nat; ip6tables-save -t nat")
+    return expressions, "\n".join(line for line in saved.splitlines() if not line.startswith("#"))
+
+
+def test_add_through_netlink_writes_what_iptables_restore_writes(
+    namespaces: NamespaceFactory,
+) -> None:
+    """The same batch through iptables-restore in one namespace and as one nf_tables
+    transaction in another: the kernel holds the same expressions, in the same order, and
+    iptables-save prints the same rules."""
+    restored = _with_nat_tables(namespaces.new("restore"))
+    written = _with_nat_tables(namespaces.new("netlink"))
+    assert restored.exec(sys.executable, "-c", WRITE, "restore", *ADDRESSES).split() == [
+        "True", "True",
+    ]  # fmt: skip
+    assert written.exec(sys.executable, "-c", WRITE, "netlink", *ADDRESSES).split() == [
+        "True", "True",
+    ]  # fmt: skip
+    expressions, saved = _kernel_state(written)
+    assert (expressions, saved) == _kernel_state(restored)
+    assert "target name MASQUERADE" in expressions and "match name comment" in expressions
+    assert saved.count("-j MASQUERADE") == 2 and saved.count("-j ACCEPT") == 4
+
+
+def test_a_netlink_write_commits_only_into_the_fresh_state(namespaces: NamespaceFactory) -> None:
+    """A second write (the chain exists) and a write into a namespace without the nat table
+    are refused whole: nothing of either is applied, and the caller runs iptables-restore."""
+    ns = _with_nat_tables(namespaces.new("again"))
+    assert ns.exec(sys.executable, "-c", WRITE, "netlink", ADDRESSES[0]).split() == ["True"]
+    before = _kernel_state(ns)
+    assert ns.exec(sys.executable, "-c", WRITE, "netlink", ADDRESSES[0]).split() == ["False"]
+    assert _kernel_state(ns) == before
+    fresh = namespaces.new("fresh")
+    assert fresh.exec(sys.executable, "-c", WRITE, "netlink", *ADDRESSES).split() == [
+        "False", "False",
+    ]  # fmt: skip
+    assert fresh.exec("nft", "list", "ruleset").strip() == ""
+
+
+RULES = """
+import json, sys
+from cni_bridge_py.firewall import iptables_nft_view as view
+from cni_bridge_py.firewall.nft_lib import load
+from cni_bridge_py.firewall.nft_netlink import rules_of
+listing = load().run(f"list chain ip nat {sys.argv[1]}", json=True)
+assert listing.ok, listing.error
+print(json.dumps({
+    "listed": view.parse_chain(listing.output),
+    "dumped": rules_of(4, sys.argv[1]),
+    "empty chain": rules_of(4, "EMPTY"),
+    "no chain": rules_of(4, "NOCHAIN"),
+    "no table": rules_of(6, sys.argv[1]),
+}))
+"""
+
+
+def test_a_chain_read_from_the_kernel_dump_as_libnftables_lists_it(
+    namespaces: NamespaceFactory,
+) -> None:
+    """CHECK and DEL read the container's own chain from the rule dump: the same handles and
+    words as libnftables' listing; an empty chain is empty, a missing one (or table) None."""
+    ns = _with_nat_tables(namespaces.new("rules"))
+    ns.exec("iptables", "-t", "nat", "-N", "EMPTY")
+    ns.exec(sys.executable, "-c", WRITE, "restore", "192.168.15.2/24", "10.2.16.7/20")
+    ns.exec("ip6tables", "-t", "nat", "-F")
+    ns.exec("ip6tables", "-t", "nat", "-X")
+    ns.exec("nft", "delete", "table", "ip6", "nat")
+    seen = json.loads(ns.exec(sys.executable, "-c", RULES, chain_name("testnet", "red1")))
+    assert seen["dumped"] == seen["listed"]
+    assert [words[-1] for _, words in seen["dumped"]] == ["accept", "accept", "masquerade"]
+    assert seen["empty chain"] == []
+    assert seen["no chain"] is None and seen["no table"] is None

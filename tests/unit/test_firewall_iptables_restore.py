@@ -361,3 +361,108 @@ def test_a_listing_filtered_by_jump_target_keeps_only_those_jumps() -> None:
     assert view.parse_chain(doc, CHAIN) == [
         (25, ("ip", "saddr", "192.168.15.2", "xt-comment", "counter", "jump", CHAIN))
     ]
+
+
+# --- through nf_tables netlink, in process (iptables_nft_write.NetlinkNat's part)
+
+
+class ScriptedNetlink:
+    """iptables_restore.NatNetlink over canned rules (family -> chain -> rules); each write
+    is recorded and answers `commits` (False: the kernel refused it, nothing applied)."""
+
+    def __init__(
+        self, chains: dict[int, dict[str, list[view.NftRule]]] | None = None, commits: bool = True
+    ) -> None:
+        self.chains = chains or {}
+        self.commits = commits
+        self.writes: list[tuple[Any, ...]] = []
+
+    def rules(self, family: int, chain: str) -> list[view.NftRule] | None:
+        return self.chains.get(family, {}).get(chain)
+
+    def jumps(self, family: int, chain: str, target: str) -> list[view.NftRule] | None:
+        rules = self.rules(family, chain)
+        return None if rules is None else view.jumps_to(rules, target)
+
+    def write_fresh_setup(self, request: MasqRequest, family: int) -> bool:
+        self.writes.append(("setup", request.chain, family))
+        return self.commits
+
+    def write_teardown(self, family: int, chain: str, jumps: Any, whole: bool) -> bool:
+        self.writes.append(("teardown", family, chain, list(jumps), whole))
+        return self.commits
+
+
+def _jump(handle: int, source: str, target: str = CHAIN) -> view.NftRule:
+    return (handle, ("ip", "saddr", source, "xt-comment", "counter", "jump", target))
+
+
+OWN = [
+    (3, ("ip", "daddr", "192.168.15.0/24", "xt-comment", "counter", "accept")),
+    (4, ("ip", "daddr", "!=", "224.0.0.0/4", "xt-comment", "counter", "masquerade")),
+]
+
+
+def installed(*jumps: view.NftRule, commits: bool = True) -> ScriptedNetlink:
+    jumps = jumps or (_jump(25, "192.168.15.2"), _jump(26, "192.168.15.3", "CNI-someone-else"))
+    return ScriptedNetlink({4: {"POSTROUTING": list(jumps), CHAIN: list(OWN)}}, commits)
+
+
+def netlink_backend(tables: Tables, netlink: ScriptedNetlink) -> RestoreIptables:
+    return RestoreIptables(str(tables.bin), str(tables.lock_dir), netlink=netlink)
+
+
+def test_add_through_netlink_runs_no_process(tables: Tables) -> None:
+    netlink = ScriptedNetlink()
+    netlink_backend(tables, netlink).setup(DUAL)
+    assert tables.run() == []
+    assert netlink.writes == [("setup", CHAIN, 4), ("setup", CHAIN, 6)]
+
+
+def test_add_whose_netlink_write_is_refused_runs_iptables_restore(tables: Tables) -> None:
+    """No nat table yet (a fresh host), or the chain exists: the blind batch, then the read."""
+    tables.restore()
+    netlink_backend(tables, ScriptedNetlink(commits=False)).setup(RED)
+    assert tables.run() == ["iptables-restore"]
+    assert tables.batches == [render_fresh_setup(RED, 4)]
+
+
+def test_del_through_netlink_deletes_what_it_read_by_handle(tables: Tables) -> None:
+    netlink = installed()
+    netlink_backend(tables, netlink).teardown(RED)
+    assert tables.run() == []
+    assert netlink.writes == [("teardown", 4, CHAIN, [25], True)]
+
+
+def test_del_through_netlink_keeps_a_chain_another_address_still_jumps_to(
+    tables: Tables,
+) -> None:
+    netlink = installed(_jump(25, "192.168.15.2"), _jump(27, "192.168.15.7"))
+    netlink_backend(tables, netlink).teardown(RED)
+    assert netlink.writes == [("teardown", 4, CHAIN, [25], False)]
+
+
+def test_del_through_netlink_of_a_missing_chain_writes_nothing(tables: Tables) -> None:
+    netlink = ScriptedNetlink({4: {"POSTROUTING": []}})
+    netlink_backend(tables, netlink).teardown(RED)
+    assert netlink.writes == []
+    assert tables.run() == []
+
+
+def test_del_whose_netlink_transaction_is_refused_falls_back_to_iptables(tables: Tables) -> None:
+    tables.restore()
+    netlink_backend(tables, installed(commits=False)).teardown(RED)
+    assert tables.run() == ["iptables-restore"]
+    assert tables.batches == [render_known_teardown(RED, 4)]
+
+
+def test_check_through_netlink_finds_everything_installed(tables: Tables) -> None:
+    assert netlink_backend(tables, installed()).missing(RED) == []
+    assert tables.run() == []
+
+
+def test_check_through_netlink_names_the_missing_jump(tables: Tables) -> None:
+    missing = netlink_backend(tables, installed(_jump(25, "192.168.15.9"))).missing(RED)
+    assert missing == [
+        f"-A POSTROUTING -s 192.168.15.2/32 -m comment --comment {COMMENT} -j {CHAIN}"
+    ]
