@@ -30,7 +30,7 @@ from cni_bridge_py.version import version_json
 # The bridge plugin first (aliases point at it), then the standalone host-local IPAM plugin
 # that any main plugin (ptp, macvlan, ...) can name as "ipam": {"type": "cni-host-local-py"}.
 EXECUTABLES = ("cni-bridge-py", "cni-host-local-py")
-# Each executable's module; it has a main() -> exit code.
+# Each executable's module; it has a main() -> exit code, which cli.launch runs.
 ENTRY_MODULES = {
     "cni-bridge-py": "cni_bridge_py.cli",
     "cni-host-local-py": "cni_bridge_py.ipam.plugin",
@@ -66,8 +66,12 @@ def launcher_text(python: str, paths: list[str], module: str = "cni_bridge_py.cl
         "# Without site: these are the paths site would add, as they were at install time.\n"
         "import sys\n"
         f"sys.path += {paths!r}\n"
-        f"from {module} import main\n"
-        "sys.exit(main())\n"
+        "from cni_bridge_py.cli import launch\n"
+        + (
+            "launch()\n"
+            if module == "cni_bridge_py.cli"
+            else f"from {module} import main\nlaunch(main)\n"
+        )
     )
 
 

@@ -82,10 +82,7 @@ def test_the_launcher_runs_isolated_without_site_on_exactly_its_paths() -> None:
     assert 'exec \'/venv/bin/python\' -IS "$0" "$@"' in text.splitlines()
     assert launcher_interpreter(text) == ["/venv/bin/python", "-IS"]
     assert "sys.path += ['/venv/site', '/src']" in text.splitlines()
-    assert text.rstrip().splitlines()[-2:] == [
-        "from cni_bridge_py.cli import main",
-        "sys.exit(main())",
-    ]
+    assert text.rstrip().splitlines()[-2:] == ["from cni_bridge_py.cli import launch", "launch()"]
 
 
 def test_site_paths_are_what_site_adds_for_the_interpreter() -> None:
