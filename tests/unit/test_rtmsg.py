@@ -164,9 +164,12 @@ def test_routes() -> None:
 
 
 def test_requests_are_packed_as_the_headers_say() -> None:
-    assert rtmsg.link_request(index=7) == struct.pack("=BxHiII", 0, 0, 7, 0, 0)
+    no_stats = attr(rtmsg.IFLA_EXT_MASK, u32(rtmsg.RTEXT_FILTER_SKIP_STATS))
+    assert rtmsg.link_request(index=7) == struct.pack("=BxHiII", 0, 0, 7, 0, 0) + no_stats
     by_name = rtmsg.link_request(name="cni0")
-    assert by_name[16:] == struct.pack("=HH", 9, rtmsg.IFLA_IFNAME) + b"cni0\0" + b"\0" * 3
+    assert (
+        by_name[16:] == no_stats + struct.pack("=HH", 9, rtmsg.IFLA_IFNAME) + b"cni0\0" + b"\0" * 3
+    )
     assert rtmsg.address_request(5) == struct.pack("=BBBBI", 0, 0, 0, 0, 5)
     route = rtmsg.route_request(AF_INET6, 254, 5)
     assert route == struct.pack("=BBBBBBBBI", AF_INET6, 0, 0, 0, 254, 0, 0, 0, 0) + attr(
