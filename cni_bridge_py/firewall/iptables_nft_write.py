@@ -117,13 +117,7 @@ def write_fresh_setup(request: MasqRequest, family: int) -> bool:
     state was not the fresh one, or nf_tables cannot be reached here)."""
     if len(request.comment.encode()) >= XT_MAX_COMMENT_LEN:
         return False  # iptables-restore says why it cannot be written
-    messages = fresh_setup_messages(request, family)
-    try:
-        with kept_socket() as sock:
-            commit(sock, messages)
-    except (Refused, CannotRead, OSError):
-        return False
-    return True
+    return _committed(fresh_setup_messages(request, family))
 
 
 def write_teardown(family: int, chain: str, jumps: Collection[int], whole: bool) -> bool:
@@ -132,12 +126,19 @@ def write_teardown(family: int, chain: str, jumps: Collection[int], whole: bool)
     rule went away since it was read, or (for the chain) while another rule still jumps to
     it: then nothing of it is applied and the caller reads again."""
     messages = teardown_messages(family, chain, jumps, whole)
-    if not messages:
-        return True
+    return not messages or _committed(messages)
+
+
+def _committed(messages: list[tuple[int, int, bytes]]) -> bool:
+    """Whether the batch committed. A refusal leaves the kept socket as it found it (every
+    answer read), so only a failed exchange gives it up (kept_socket)."""
     try:
         with kept_socket() as sock:
-            commit(sock, messages)
-    except (Refused, CannotRead, OSError):
+            try:
+                commit(sock, messages)
+            except Refused:
+                return False
+    except (CannotRead, OSError):
         return False
     return True
 
@@ -179,7 +180,8 @@ def fresh_setup_messages(request: MasqRequest, family: int) -> list[tuple[int, i
 def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
     """Send `messages` as one batch and read every acknowledgement: nfnetlink runs the whole
     batch inside the send, so each answer is queued by the time send returns. Raises Refused
-    (the transaction was aborted, nothing of it applied)."""
+    (the transaction was aborted, nothing of it applied, every answer read), or OSError when
+    the exchange itself failed (what is left on the socket is then unknown)."""
     subsystem = _NFGENMSG.pack(AF_UNSPEC, NFNETLINK_V0, socket.htons(NFNL_SUBSYS_NFTABLES))
     parts = [_message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, subsystem)]
     for seq, (kind, flags, body) in enumerate(messages, start=1):
@@ -195,7 +197,7 @@ def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
         while offset + _NLMSGHDR.size <= len(data):
             length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
             if length < _NLMSGHDR.size:
-                raise Refused(errno.EPROTO)
+                raise OSError(errno.EPROTO, "a malformed netlink answer")
             if kind == NLMSG_ERROR:
                 code = -_ERROR.unpack_from(data, offset + _NLMSGHDR.size)[0]
                 refusal = refusal or code

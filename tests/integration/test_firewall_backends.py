@@ -367,6 +367,18 @@ for family in sorted({a.version for a in addrs}):
         batch = render_fresh_setup(request, family)
         print(subprocess.run([tool, "--noflush"], input=batch, text=True).returncode == 0)
 """
+# A refusal reads every answer, so the process's kept netlink socket stays in use.
+KEPT_AFTER_REFUSAL = """
+import ipaddress, sys
+from cni_bridge_py.firewall import nft_netlink
+from cni_bridge_py.firewall.iptables_nft_write import write_fresh_setup
+from cni_bridge_py.firewall.layout import MasqRequest
+request = MasqRequest("testnet", "red1", (ipaddress.ip_interface(sys.argv[1]),), "eth0")
+nft_netlink.jumps_to(4, "POSTROUTING", request.chain)
+before = nft_netlink._KEPT[0][1]
+print(write_fresh_setup(request, 4))
+print("kept" if nft_netlink._KEPT and nft_netlink._KEPT[0][1] is before else "dropped")
+"""
 # Masks on a byte and off it, both families, two addresses of each.
 ADDRESSES = ("192.168.15.2/24", "10.2.16.7/20", "fd00::2/64", "fd01::9/60")
 
@@ -415,6 +427,8 @@ def test_a_netlink_write_commits_only_into_the_fresh_state(namespaces: Namespace
     before = _kernel_state(ns)
     assert ns.exec(sys.executable, "-c", WRITE, "netlink", ADDRESSES[0]).split() == ["False"]
     assert _kernel_state(ns) == before
+    kept = ns.exec(sys.executable, "-c", KEPT_AFTER_REFUSAL, ADDRESSES[0]).split()
+    assert kept == ["False", "kept"]
     fresh = namespaces.new("fresh")
     assert fresh.exec(sys.executable, "-c", WRITE, "netlink", *ADDRESSES).split() == [
         "False", "False",
