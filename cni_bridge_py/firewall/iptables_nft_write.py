@@ -27,46 +27,69 @@ import struct
 from collections.abc import Collection
 
 from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest
-from cni_bridge_py.firewall.nft_netlink import NFPROTO, CannotRead, jumps_to, kept_socket, rules_of
+from cni_bridge_py.firewall.nft_netlink import CannotRead, jumps_to, kept_socket, rules_of
+from cni_bridge_py.firewall.nft_uapi import (
+    AF_UNSPEC,
+    NF_ACCEPT,
+    NFGENMSG,
+    NFNETLINK_V0,
+    NFNL_MSG_BATCH_BEGIN,
+    NFNL_MSG_BATCH_END,
+    NFNL_SUBSYS_NFTABLES,
+    NFPROTO,
+    NFT_CMP_EQ,
+    NFT_CMP_NEQ,
+    NFT_JUMP,
+    NFT_MSG_DELCHAIN,
+    NFT_MSG_DELRULE,
+    NFT_MSG_NEWCHAIN,
+    NFT_MSG_NEWRULE,
+    NFT_PAYLOAD_NETWORK_HEADER,
+    NFT_REG_1,
+    NFT_REG_VERDICT,
+    NFTA_BITWISE_DREG,
+    NFTA_BITWISE_LEN,
+    NFTA_BITWISE_MASK,
+    NFTA_BITWISE_SREG,
+    NFTA_BITWISE_XOR,
+    NFTA_CHAIN_NAME,
+    NFTA_CHAIN_TABLE,
+    NFTA_CMP_DATA,
+    NFTA_CMP_OP,
+    NFTA_CMP_SREG,
+    NFTA_COUNTER_BYTES,
+    NFTA_COUNTER_PACKETS,
+    NFTA_DATA_VALUE,
+    NFTA_DATA_VERDICT,
+    NFTA_EXPR_DATA,
+    NFTA_EXPR_NAME,
+    NFTA_IMMEDIATE_DATA,
+    NFTA_IMMEDIATE_DREG,
+    NFTA_LIST_ELEM,
+    NFTA_PAYLOAD_BASE,
+    NFTA_PAYLOAD_DREG,
+    NFTA_PAYLOAD_LEN,
+    NFTA_PAYLOAD_OFFSET,
+    NFTA_RULE_CHAIN,
+    NFTA_RULE_EXPRESSIONS,
+    NFTA_RULE_HANDLE,
+    NFTA_VERDICT_CHAIN,
+    NFTA_VERDICT_CODE,
+    NFTA_XT_INFO,
+    NFTA_XT_NAME,
+    NFTA_XT_REV,
+    NLA_F_NESTED,
+    NLM_F_ACK,
+    NLM_F_APPEND,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    NLMSGHDR,
+)
 from cni_bridge_py.kernel.rtmsg import attr
 from cni_bridge_py.netaddr import IPNetwork
 
-NFNL_SUBSYS_NFTABLES = 10
-NFNL_MSG_BATCH_BEGIN = 0x10
-NFNL_MSG_BATCH_END = 0x11
-NFT_MSG_NEWCHAIN = 3
-NFT_MSG_DELCHAIN = 5
-NFT_MSG_NEWRULE = 6
-NFT_MSG_DELRULE = 8
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-NLM_F_APPEND = 0x800
-NLMSG_ERROR = 2
-NLA_F_NESTED = 0x8000
-AF_UNSPEC = 0
-NFNETLINK_V0 = 0
-
-NFTA_CHAIN_TABLE = 1
-NFTA_CHAIN_NAME = 3
-NFTA_RULE_CHAIN = 2
-NFTA_RULE_HANDLE = 3
-NFTA_RULE_EXPRESSIONS = 4
-NFTA_LIST_ELEM = 1
-NFTA_EXPR_NAME = 1
-NFTA_EXPR_DATA = 2
-NFTA_DATA_VALUE = 1
-NFTA_DATA_VERDICT = 2
-NFTA_VERDICT_CODE = 1
-NFTA_VERDICT_CHAIN = 2
-NFT_REG_VERDICT = 0
-NFT_REG_1 = 1
-NFT_PAYLOAD_NETWORK_HEADER = 1
-NFT_CMP_EQ = 0
-NFT_CMP_NEQ = 1
-NF_ACCEPT = 1
-NFT_JUMP = -3
 # struct xt_comment_info: char comment[XT_MAX_COMMENT_LEN]
 XT_MAX_COMMENT_LEN = 256
 # MASQUERADE's info, zeroed but for rangesize = 1 where IPv4's target requires it:
@@ -79,8 +102,6 @@ DESTINATION = {4: 16, 6: 24}
 TABLE = "nat"
 POSTROUTING = "POSTROUTING"
 
-_NLMSGHDR = struct.Struct("=IHHII")
-_NFGENMSG = struct.Struct("=BBH")
 _BE32 = struct.Struct(">I")
 _BE32_SIGNED = struct.Struct(">i")
 _BE64 = struct.Struct(">Q")
@@ -182,7 +203,7 @@ def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
     batch inside the send, so each answer is queued by the time send returns. Raises Refused
     (the transaction was aborted, nothing of it applied, every answer read), or OSError when
     the exchange itself failed (what is left on the socket is then unknown)."""
-    subsystem = _NFGENMSG.pack(AF_UNSPEC, NFNETLINK_V0, socket.htons(NFNL_SUBSYS_NFTABLES))
+    subsystem = NFGENMSG.pack(AF_UNSPEC, NFNETLINK_V0, socket.htons(NFNL_SUBSYS_NFTABLES))
     parts = [_message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, subsystem)]
     for seq, (kind, flags, body) in enumerate(messages, start=1):
         nft_kind = (NFNL_SUBSYS_NFTABLES << 8) | kind
@@ -194,12 +215,12 @@ def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
     while waiting:
         data = sock.recv(_RECV_BYTES, socket.MSG_DONTWAIT)
         offset = 0
-        while offset + _NLMSGHDR.size <= len(data):
-            length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-            if length < _NLMSGHDR.size:
+        while offset + NLMSGHDR.size <= len(data):
+            length, kind, _flags, seq, _pid = NLMSGHDR.unpack_from(data, offset)
+            if length < NLMSGHDR.size:
                 raise OSError(errno.EPROTO, "a malformed netlink answer")
             if kind == NLMSG_ERROR:
-                code = -_ERROR.unpack_from(data, offset + _NLMSGHDR.size)[0]
+                code = -_ERROR.unpack_from(data, offset + NLMSGHDR.size)[0]
                 refusal = refusal or code
                 waiting.discard(seq)
             offset += (length + 3) & ~3
@@ -208,7 +229,7 @@ def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
 
 
 def _message(kind: int, flags: int, seq: int, body: bytes) -> bytes:
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, seq, 0) + body
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, flags, seq, 0) + body
 
 
 def _chain(proto: int, name: str) -> tuple[int, int, bytes]:
@@ -226,7 +247,7 @@ def _delete_rule(proto: int, chain: str, handle: int | None) -> tuple[int, int, 
 def _table_and(proto: int, kind: int, name: str) -> bytes:
     """The nfgenmsg and the table attribute (NFTA_*_TABLE is 1 for chains and rules alike),
     then `name` as attribute `kind`."""
-    header = _NFGENMSG.pack(proto, NFNETLINK_V0, 0)
+    header = NFGENMSG.pack(proto, NFNETLINK_V0, 0)
     return header + attr(NFTA_CHAIN_TABLE, _text(TABLE)) + attr(kind, _text(name))
 
 
@@ -251,52 +272,55 @@ def _address(offset: int, network: IPNetwork, op: int) -> bytes:
 def _tail(comment: str, verdict: bytes) -> bytes:
     """What follows the address in each of our rules: `-m comment`, a counter, the verdict."""
     info = comment.encode().ljust(XT_MAX_COMMENT_LEN, b"\0")
-    counter = _expr("counter", attr(1, bytes(8)) + attr(2, bytes(8)))  # bytes, packets: 0
+    zero = bytes(8)
+    counter = _expr("counter", attr(NFTA_COUNTER_BYTES, zero) + attr(NFTA_COUNTER_PACKETS, zero))
     return _expr("match", _xt("comment", info)) + counter + verdict
 
 
 def _payload(offset: int, size: int) -> bytes:
     data = (
-        attr(1, _BE32.pack(NFT_REG_1))  # NFTA_PAYLOAD_DREG
-        + attr(2, _BE32.pack(NFT_PAYLOAD_NETWORK_HEADER))  # NFTA_PAYLOAD_BASE
-        + attr(3, _BE32.pack(offset))  # NFTA_PAYLOAD_OFFSET
-        + attr(4, _BE32.pack(size))  # NFTA_PAYLOAD_LEN
+        attr(NFTA_PAYLOAD_DREG, _BE32.pack(NFT_REG_1))
+        + attr(NFTA_PAYLOAD_BASE, _BE32.pack(NFT_PAYLOAD_NETWORK_HEADER))
+        + attr(NFTA_PAYLOAD_OFFSET, _BE32.pack(offset))
+        + attr(NFTA_PAYLOAD_LEN, _BE32.pack(size))
     )
     return _expr("payload", data)
 
 
 def _bitwise(mask: bytes) -> bytes:
     data = (
-        attr(1, _BE32.pack(NFT_REG_1))  # NFTA_BITWISE_SREG
-        + attr(2, _BE32.pack(NFT_REG_1))  # NFTA_BITWISE_DREG
-        + attr(3, _BE32.pack(len(mask)))  # NFTA_BITWISE_LEN
-        + _nest(4, attr(NFTA_DATA_VALUE, mask))  # NFTA_BITWISE_MASK
-        + _nest(5, attr(NFTA_DATA_VALUE, bytes(len(mask))))  # NFTA_BITWISE_XOR
+        attr(NFTA_BITWISE_SREG, _BE32.pack(NFT_REG_1))
+        + attr(NFTA_BITWISE_DREG, _BE32.pack(NFT_REG_1))
+        + attr(NFTA_BITWISE_LEN, _BE32.pack(len(mask)))
+        + _nest(NFTA_BITWISE_MASK, attr(NFTA_DATA_VALUE, mask))
+        + _nest(NFTA_BITWISE_XOR, attr(NFTA_DATA_VALUE, bytes(len(mask))))
     )
     return _expr("bitwise", data)
 
 
 def _cmp(op: int, value: bytes) -> bytes:
     data = (
-        attr(1, _BE32.pack(NFT_REG_1))  # NFTA_CMP_SREG
-        + attr(2, _BE32.pack(op))  # NFTA_CMP_OP
-        + _nest(3, attr(NFTA_DATA_VALUE, value))  # NFTA_CMP_DATA
+        attr(NFTA_CMP_SREG, _BE32.pack(NFT_REG_1))
+        + attr(NFTA_CMP_OP, _BE32.pack(op))
+        + _nest(NFTA_CMP_DATA, attr(NFTA_DATA_VALUE, value))
     )
     return _expr("cmp", data)
 
 
 def _xt(name: str, info: bytes) -> bytes:
-    # NFTA_MATCH_NAME/REV/INFO and NFTA_TARGET_NAME/REV/INFO share their numbers.
-    return attr(1, _text(name)) + attr(2, _BE32.pack(0)) + attr(3, info)
+    return (
+        attr(NFTA_XT_NAME, _text(name))
+        + attr(NFTA_XT_REV, _BE32.pack(0))
+        + attr(NFTA_XT_INFO, info)
+    )
 
 
 def _verdict(code: int, chain: str = "") -> bytes:
     verdict = attr(NFTA_VERDICT_CODE, _BE32_SIGNED.pack(code))
     if chain:
         verdict += attr(NFTA_VERDICT_CHAIN, _text(chain))
-    data = attr(1, _BE32.pack(NFT_REG_VERDICT)) + _nest(  # NFTA_IMMEDIATE_DREG
-        2,
-        _nest(NFTA_DATA_VERDICT, verdict),  # NFTA_IMMEDIATE_DATA
+    data = attr(NFTA_IMMEDIATE_DREG, _BE32.pack(NFT_REG_VERDICT)) + _nest(
+        NFTA_IMMEDIATE_DATA, _nest(NFTA_DATA_VERDICT, verdict)
     )
     return _expr("immediate", data)
 

@@ -28,56 +28,56 @@ import threading
 from collections.abc import Iterator
 
 from cni_bridge_py.firewall.nft_transport import in_process_netns
+from cni_bridge_py.firewall.nft_uapi import (
+    NETLINK_NETFILTER,
+    NFGENMSG,
+    NFNETLINK_V0,
+    NFNL_SUBSYS_NFTABLES,
+    NFPROTO,
+    NFT_CMP_EQ,
+    NFT_CMP_NEQ,
+    NFT_GOTO,
+    NFT_JUMP,
+    NFT_MSG_GETCHAIN,
+    NFT_MSG_GETRULE,
+    NFT_MSG_NEWRULE,
+    NFT_PAYLOAD_NETWORK_HEADER,
+    NFTA_BITWISE_MASK,
+    NFTA_CHAIN_NAME,
+    NFTA_CHAIN_TABLE,
+    NFTA_CMP_DATA,
+    NFTA_CMP_OP,
+    NFTA_DATA_VALUE,
+    NFTA_DATA_VERDICT,
+    NFTA_EXPR_DATA,
+    NFTA_EXPR_NAME,
+    NFTA_IMMEDIATE_DATA,
+    NFTA_PAYLOAD_BASE,
+    NFTA_PAYLOAD_LEN,
+    NFTA_PAYLOAD_OFFSET,
+    NFTA_RULE_CHAIN,
+    NFTA_RULE_EXPRESSIONS,
+    NFTA_RULE_HANDLE,
+    NFTA_RULE_TABLE,
+    NFTA_VERDICT_CHAIN,
+    NFTA_VERDICT_CODE,
+    NFTA_XT_NAME,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSGHDR,
+)
 from cni_bridge_py.kernel.rtmsg import attr, each_attribute
 
-NETLINK_NETFILTER = 12
-NFNL_SUBSYS_NFTABLES = 10
-NFT_MSG_GETCHAIN = 4
-NFT_MSG_NEWRULE = 6
-NFT_MSG_GETRULE = 7
-NLM_F_REQUEST = 0x1
-NLM_F_DUMP = 0x300
-NLM_F_DUMP_INTR = 0x10
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NFNETLINK_V0 = 0
-NFPROTO = {4: 2, 6: 10}  # NFPROTO_IPV4, NFPROTO_IPV6
 FAMILY_WORDS = {4: "ip", 6: "ip6"}
-
-NFTA_CHAIN_TABLE = 1
-NFTA_CHAIN_NAME = 3
-NFTA_RULE_TABLE = 1
-NFTA_RULE_CHAIN = 2
-NFTA_RULE_HANDLE = 3
-NFTA_RULE_EXPRESSIONS = 4
-NFTA_LIST_ELEM = 1
-NFTA_EXPR_NAME = 1
-NFTA_EXPR_DATA = 2
-NFTA_PAYLOAD_BASE = 2
-NFTA_PAYLOAD_OFFSET = 3
-NFTA_PAYLOAD_LEN = 4
-NFT_PAYLOAD_NETWORK_HEADER = 1
-NFTA_CMP_OP = 2
-NFTA_CMP_DATA = 3
-NFT_CMP_EQ = 0
-NFT_CMP_NEQ = 1
-NFTA_BITWISE_MASK = 4
-NFTA_IMMEDIATE_DATA = 2
-NFTA_MATCH_NAME = 1
-NFTA_DATA_VALUE = 1
-NFTA_DATA_VERDICT = 2
-NFTA_VERDICT_CODE = 1
-NFTA_VERDICT_CHAIN = 2
-NFT_JUMP = -3
-NFT_GOTO = -4
 # The other verdict codes, as nft names them (NF_DROP, NF_ACCEPT, NFT_RETURN, NFT_CONTINUE).
 VERDICTS = {0: "drop", 1: "accept", -5: "return", -1: "continue"}
 
 # (offset, length) of an address field in the network header, per family.
 ADDRESS_FIELDS = {4: {(12, 4): "saddr", (16, 4): "daddr"}, 6: {(8, 16): "saddr", (24, 16): "daddr"}}
 
-_NLMSGHDR = struct.Struct("=IHHII")
-_NFGENMSG = struct.Struct("=BBH")
 _BE32 = struct.Struct(">I")
 _BE32_SIGNED = struct.Struct(">i")
 _BE64 = struct.Struct(">Q")
@@ -113,18 +113,18 @@ def _chain_exists(family: int, table: str, chain: str) -> bool:
         NFTA_CHAIN_NAME, chain.encode() + b"\0"
     )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN
-    body = _NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
-    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST, 1, 0)
+    body = NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
+    header = NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, NLM_F_REQUEST, 1, 0)
     with kept_socket() as sock:
         try:
             sock.send(header + body)
             data = sock.recv(_RECV_BYTES)
         except OSError as exc:
             raise CannotRead(f"the chain lookup failed: {exc}") from exc
-    _length, answer, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data)
+    _length, answer, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
     if answer != NLMSG_ERROR:
         return True  # the chain itself
-    code = -struct.unpack_from("=i", data, _NLMSGHDR.size)[0]
+    code = -struct.unpack_from("=i", data, NLMSGHDR.size)[0]
     if code == errno.ENOENT:
         return False
     raise CannotRead(f"the kernel refused the chain lookup: {os.strerror(code)}")
@@ -146,7 +146,7 @@ def _dump_rules(family: int, table: str, chain: str) -> tuple[list[bytes], bool]
         NFTA_RULE_CHAIN, chain.encode() + b"\0"
     )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
-    body = _NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
+    body = NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
     with kept_socket() as sock:
         return _exchange(sock, kind, body)
 
@@ -196,7 +196,7 @@ def _kept_socket() -> socket.socket:
 
 
 def _exchange(sock: socket.socket, kind: int, body: bytes) -> tuple[list[bytes], bool] | None:
-    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
+    header = NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
     try:
         sock.send(header + body)
         return _receive(sock)
@@ -214,20 +214,20 @@ def _receive(sock: socket.socket) -> tuple[list[bytes], bool] | None:
         if not data:
             raise CannotRead("the rule dump ended without NLMSG_DONE")
         offset = 0
-        while offset + _NLMSGHDR.size <= len(data):
-            length, kind, flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-            if length < _NLMSGHDR.size:
+        while offset + NLMSGHDR.size <= len(data):
+            length, kind, flags, _seq, _pid = NLMSGHDR.unpack_from(data, offset)
+            if length < NLMSGHDR.size:
                 raise CannotRead("a malformed netlink message")
             interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
             if kind == NLMSG_DONE:
                 return messages, interrupted
             if kind == NLMSG_ERROR:
-                code = -struct.unpack_from("=i", data, offset + _NLMSGHDR.size)[0]
+                code = -struct.unpack_from("=i", data, offset + NLMSGHDR.size)[0]
                 if code == errno.ENOENT:
                     return None
                 raise CannotRead(f"the kernel refused the rule dump: {os.strerror(code)}")
             if kind & 0xFF == NFT_MSG_NEWRULE:
-                messages.append(data[offset + _NLMSGHDR.size : offset + length])
+                messages.append(data[offset + NLMSGHDR.size : offset + length])
             offset += (length + 3) & ~3
 
 
@@ -243,7 +243,7 @@ def parse_rules(messages: list[bytes], family: int) -> list[NftRule]:
     """(handle, words) of each NFT_MSG_NEWRULE body in `messages`, in order (pure)."""
     rules: list[NftRule] = []
     for message in messages:
-        attrs = dict(_attributes(message, _NFGENMSG.size))
+        attrs = dict(_attributes(message, NFGENMSG.size))
         handle, exprs = attrs.get(NFTA_RULE_HANDLE), attrs.get(NFTA_RULE_EXPRESSIONS)
         if handle is None or exprs is None:
             continue
@@ -291,7 +291,7 @@ def rule_words(exprs: bytes, family: int) -> list[str]:
 
 
 def _xt_name(data: dict[int, bytes]) -> str:
-    return data.get(NFTA_MATCH_NAME, b"").rstrip(b"\0").decode(errors="replace")
+    return data.get(NFTA_XT_NAME, b"").rstrip(b"\0").decode(errors="replace")
 
 
 def _payload_field(data: dict[int, bytes], family: int) -> tuple[str, int, int] | None:

@@ -12,6 +12,7 @@ import pytest
 
 from cni_bridge_py.firewall import iptables_nft_view as view
 from cni_bridge_py.firewall import iptables_nft_write as w
+from cni_bridge_py.firewall import nft_uapi as uapi
 from cni_bridge_py.firewall.layout import MasqRequest, chain_name
 from cni_bridge_py.firewall.nft_netlink import rule_words
 from cni_bridge_py.kernel.rtmsg import NLA_TYPE_MASK, attributes
@@ -33,20 +34,20 @@ def _rules(request: MasqRequest, family: int) -> list[tuple[str, int, tuple[str,
     """(chain, flags, words) of each rule message of the batch."""
     out = []
     for kind, flags, body in w.fresh_setup_messages(request, family):
-        if kind != w.NFT_MSG_NEWRULE:
+        if kind != uapi.NFT_MSG_NEWRULE:
             continue
         attrs = _attrs(body)
-        chain = attrs[w.NFTA_RULE_CHAIN].rstrip(b"\0").decode()
-        words = rule_words(attrs[w.NFTA_RULE_EXPRESSIONS], family)
+        chain = attrs[uapi.NFTA_RULE_CHAIN].rstrip(b"\0").decode()
+        words = rule_words(attrs[uapi.NFTA_RULE_EXPRESSIONS], family)
         out.append((chain, flags, tuple(words)))
     return out
 
 
 def test_the_batch_makes_the_chain_only_where_none_is() -> None:
     kind, flags, body = w.fresh_setup_messages(req("192.168.15.2/24"), 4)[0]
-    assert kind == w.NFT_MSG_NEWCHAIN
-    assert flags & w.NLM_F_EXCL and flags & w.NLM_F_CREATE
-    assert _attrs(body)[w.NFTA_CHAIN_NAME] == CHAIN.encode() + b"\0"
+    assert kind == uapi.NFT_MSG_NEWCHAIN
+    assert flags & uapi.NLM_F_EXCL and flags & uapi.NLM_F_CREATE
+    assert _attrs(body)[uapi.NFTA_CHAIN_NAME] == CHAIN.encode() + b"\0"
     assert body[0] == 2  # NFPROTO_IPV4
 
 
@@ -55,10 +56,10 @@ def test_the_rules_are_the_reference_layout_in_iptables_restores_order() -> None
     appended: the order iptables-restore gives render_fresh_setup's batch."""
     rules = _rules(req("192.168.15.2/24", "10.2.16.7/20"), 4)
     tail = ("xt-comment", "counter")
-    appended = w.NLM_F_CREATE | w.NLM_F_APPEND
+    appended = uapi.NLM_F_CREATE | uapi.NLM_F_APPEND
     assert rules == [
-        (CHAIN, w.NLM_F_CREATE, ("ip", "daddr", "192.168.15.0/24", *tail, "accept")),
-        (CHAIN, w.NLM_F_CREATE, ("ip", "daddr", "10.2.16.0/20", *tail, "accept")),
+        (CHAIN, uapi.NLM_F_CREATE, ("ip", "daddr", "192.168.15.0/24", *tail, "accept")),
+        (CHAIN, uapi.NLM_F_CREATE, ("ip", "daddr", "10.2.16.0/20", *tail, "accept")),
         (CHAIN, appended, ("ip", "daddr", "!=", "224.0.0.0/4", *tail, "masquerade")),
         ("POSTROUTING", appended, ("ip", "saddr", "192.168.15.2", *tail, "jump", CHAIN)),
         ("POSTROUTING", appended, ("ip", "saddr", "10.2.16.7", *tail, "jump", CHAIN)),
@@ -78,8 +79,8 @@ def test_what_it_writes_is_what_check_expects() -> None:
 
 def test_a_prefix_on_a_byte_loads_only_its_bytes_and_others_are_masked() -> None:
     """iptables-nft's encoding: /24 loads 3 bytes and compares them; /20 loads 4 and masks."""
-    on_byte = w._address(16, ipaddress.ip_network("192.168.15.0/24"), w.NFT_CMP_EQ)
-    masked = w._address(16, ipaddress.ip_network("10.2.16.0/20"), w.NFT_CMP_EQ)
+    on_byte = w._address(16, ipaddress.ip_network("192.168.15.0/24"), uapi.NFT_CMP_EQ)
+    masked = w._address(16, ipaddress.ip_network("10.2.16.0/20"), uapi.NFT_CMP_EQ)
     assert b"bitwise" not in on_byte and b"bitwise" in masked
     assert struct.pack(">I", 3) in on_byte
     assert b"\xff\xff\xf0\x00" in masked
@@ -113,9 +114,11 @@ class ScriptedSocket:
         offset = 0
         while offset < len(data):
             length, _kind, flags, seq, _ = HEADER.unpack_from(data, offset)
-            if flags & w.NLM_F_ACK:
+            if flags & uapi.NLM_F_ACK:
                 error = struct.pack("=i", -self.codes.get(seq, 0)) + data[offset : offset + 16]
-                self.queued.append(HEADER.pack(16 + len(error), w.NLMSG_ERROR, 0, seq, 0) + error)
+                self.queued.append(
+                    HEADER.pack(16 + len(error), uapi.NLMSG_ERROR, 0, seq, 0) + error
+                )
             offset += length
         return len(data)
 
@@ -140,7 +143,7 @@ def test_a_batch_is_one_send_between_begin_and_end_and_waits_for_every_ack() -> 
     w.commit(sock, messages)  # type: ignore[arg-type]
     assert len(sock.sent) == 1
     kinds = _kinds(sock.sent[0])
-    assert kinds[0] == w.NFNL_MSG_BATCH_BEGIN and kinds[-1] == w.NFNL_MSG_BATCH_END
+    assert kinds[0] == uapi.NFNL_MSG_BATCH_BEGIN and kinds[-1] == uapi.NFNL_MSG_BATCH_END
     assert [k & 0xFF for k in kinds[1:-1]] == [kind for kind, _, _ in messages]
     assert sock.queued == []  # every answer read: the kept socket is left clean
 
@@ -156,11 +159,11 @@ def test_a_refused_batch_raises_with_the_first_refusal_and_reads_every_answer() 
 def test_teardown_deletes_the_jumps_by_handle_then_flushes_and_deletes_the_chain() -> None:
     messages = w.teardown_messages(4, CHAIN, [25, 31], whole=True)
     kinds = [kind for kind, _, _ in messages]
-    assert kinds == [w.NFT_MSG_DELRULE] * 3 + [w.NFT_MSG_DELCHAIN]
-    handles = [_attrs(body).get(w.NFTA_RULE_HANDLE) for _, _, body in messages[:3]]
+    assert kinds == [uapi.NFT_MSG_DELRULE] * 3 + [uapi.NFT_MSG_DELCHAIN]
+    handles = [_attrs(body).get(uapi.NFTA_RULE_HANDLE) for _, _, body in messages[:3]]
     assert handles == [struct.pack(">Q", 25), struct.pack(">Q", 31), None]  # None: the flush
-    chains = [_attrs(body)[w.NFTA_RULE_CHAIN] for _, _, body in messages[:3]]
+    chains = [_attrs(body)[uapi.NFTA_RULE_CHAIN] for _, _, body in messages[:3]]
     assert chains == [b"POSTROUTING\0", b"POSTROUTING\0", CHAIN.encode() + b"\0"]
-    assert _attrs(messages[3][2])[w.NFTA_CHAIN_NAME] == CHAIN.encode() + b"\0"
+    assert _attrs(messages[3][2])[uapi.NFTA_CHAIN_NAME] == CHAIN.encode() + b"\0"
     assert w.teardown_messages(4, CHAIN, [25], whole=False) == messages[:1]
     assert w.teardown_messages(6, CHAIN, [], whole=False) == []

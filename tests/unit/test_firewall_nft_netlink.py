@@ -7,6 +7,7 @@ import ipaddress
 import struct
 
 from cni_bridge_py.firewall import nft_netlink as nn
+from cni_bridge_py.firewall import nft_uapi as uapi
 from cni_bridge_py.kernel.rtmsg import attr
 
 NESTED = 0x8000
@@ -22,47 +23,49 @@ def _be32(value: int) -> bytes:
 
 def _expr(name: str, *data: bytes) -> bytes:
     return _nest(
-        nn.NFTA_LIST_ELEM,
-        attr(nn.NFTA_EXPR_NAME, name.encode() + b"\0"),
-        _nest(nn.NFTA_EXPR_DATA, *data),
+        uapi.NFTA_LIST_ELEM,
+        attr(uapi.NFTA_EXPR_NAME, name.encode() + b"\0"),
+        _nest(uapi.NFTA_EXPR_DATA, *data),
     )
 
 
 def _payload(offset: int, length: int) -> bytes:
     return _expr(
         "payload",
-        attr(nn.NFTA_PAYLOAD_BASE, _be32(nn.NFT_PAYLOAD_NETWORK_HEADER)),
-        attr(nn.NFTA_PAYLOAD_OFFSET, _be32(offset)),
-        attr(nn.NFTA_PAYLOAD_LEN, _be32(length)),
+        attr(uapi.NFTA_PAYLOAD_BASE, _be32(uapi.NFT_PAYLOAD_NETWORK_HEADER)),
+        attr(uapi.NFTA_PAYLOAD_OFFSET, _be32(offset)),
+        attr(uapi.NFTA_PAYLOAD_LEN, _be32(length)),
     )
 
 
-def _cmp(value: bytes, op: int = nn.NFT_CMP_EQ) -> bytes:
+def _cmp(value: bytes, op: int = uapi.NFT_CMP_EQ) -> bytes:
     return _expr(
         "cmp",
-        attr(nn.NFTA_CMP_OP, _be32(op)),
-        _nest(nn.NFTA_CMP_DATA, attr(nn.NFTA_DATA_VALUE, value)),
+        attr(uapi.NFTA_CMP_OP, _be32(op)),
+        _nest(uapi.NFTA_CMP_DATA, attr(uapi.NFTA_DATA_VALUE, value)),
     )
 
 
 def _bitwise(mask: bytes) -> bytes:
-    return _expr("bitwise", _nest(nn.NFTA_BITWISE_MASK, attr(nn.NFTA_DATA_VALUE, mask)))
+    return _expr("bitwise", _nest(uapi.NFTA_BITWISE_MASK, attr(uapi.NFTA_DATA_VALUE, mask)))
 
 
 def _verdict(code: int, chain: str = "") -> bytes:
-    parts = [attr(nn.NFTA_VERDICT_CODE, _be32(code))]
+    parts = [attr(uapi.NFTA_VERDICT_CODE, _be32(code))]
     if chain:
-        parts.append(attr(nn.NFTA_VERDICT_CHAIN, chain.encode() + b"\0"))
-    return _expr("immediate", _nest(nn.NFTA_IMMEDIATE_DATA, _nest(nn.NFTA_DATA_VERDICT, *parts)))
+        parts.append(attr(uapi.NFTA_VERDICT_CHAIN, chain.encode() + b"\0"))
+    return _expr(
+        "immediate", _nest(uapi.NFTA_IMMEDIATE_DATA, _nest(uapi.NFTA_DATA_VERDICT, *parts))
+    )
 
 
 def _rule(handle: int, *exprs: bytes) -> bytes:
     return (
-        nn._NFGENMSG.pack(2, 0, 0)
-        + attr(nn.NFTA_RULE_TABLE, b"nat\0")
-        + attr(nn.NFTA_RULE_CHAIN, b"POSTROUTING\0")
-        + attr(nn.NFTA_RULE_HANDLE, struct.pack(">Q", handle))
-        + _nest(nn.NFTA_RULE_EXPRESSIONS, *exprs)
+        uapi.NFGENMSG.pack(2, 0, 0)
+        + attr(uapi.NFTA_RULE_TABLE, b"nat\0")
+        + attr(uapi.NFTA_RULE_CHAIN, b"POSTROUTING\0")
+        + attr(uapi.NFTA_RULE_HANDLE, struct.pack(">Q", handle))
+        + _nest(uapi.NFTA_RULE_EXPRESSIONS, *exprs)
     )
 
 
@@ -87,7 +90,7 @@ def test_prefixes_negation_and_destinations() -> None:
         _rule(1, _payload(12, 3), _cmp(_v4("10.0.0.0")[:3]), jump),
         # ...and masks the last one for a /23
         _rule(2, _payload(12, 3), _bitwise(b"\xff\xff\xfe"), _cmp(b"\x0a\x00\x00"), jump),
-        _rule(3, _payload(12, 4), _cmp(_v4("10.0.0.6"), nn.NFT_CMP_NEQ), jump),
+        _rule(3, _payload(12, 4), _cmp(_v4("10.0.0.6"), uapi.NFT_CMP_NEQ), jump),
         _rule(4, _payload(16, 4), _cmp(_v4("10.0.0.7")), jump),
         # a mask that is no prefix matches nothing
         _rule(5, _payload(12, 4), _bitwise(b"\xff\x00\xff\x00"), _cmp(_v4("10.0.0.0")), jump),
@@ -105,7 +108,7 @@ def test_a_goto_another_verdict_or_a_name_that_only_contains_ours_is_no_jump() -
     rules = [
         _rule(1, _payload(12, 4), _cmp(_v4("10.0.0.2")), _verdict(-4, "CNI-a")),
         _rule(2, _payload(12, 4), _cmp(_v4("10.0.0.2")), _verdict(-3, "CNI-ab")),
-        _rule(3, _expr("match", attr(nn.NFTA_MATCH_NAME, b"CNI-a\0")), _verdict(1)),
+        _rule(3, _expr("match", attr(uapi.NFTA_XT_NAME, b"CNI-a\0")), _verdict(1)),
     ]
     assert nn.parse_jumps(rules, 4, "CNI-a") == []
 
