@@ -22,8 +22,8 @@ from tools.bench.report import (
 )
 from tools.bench.results import Results, Series
 from tools.bench.runtimes import NOOP
+from tools.bench.scenarios import ERROR_BESIDE_CHECK, Plan, rotate
 from tools.bench.scenarios import FLOOR as INTERPRETER
-from tools.bench.scenarios import Plan, rotate
 
 ALL_OK = {"reference": "ok", "one-shot": "ok", "agent": "ok", "podman": "ok", "ctr": "ok"}
 
@@ -348,3 +348,14 @@ def test_importtime_summary_groups_by_package() -> None:
     text = importtime_summary(stderr, 5)
     assert "3 modules, 3.5 ms importing" in text
     assert "     3.0 ms  pyroute2" in text
+
+
+def test_check_over_error_takes_the_errors_timed_among_the_checks() -> None:
+    """The floor beside the CHECKs (same neighbours, same attachments) is CHECK's floor; the
+    error phase's own errors count only in a run without it."""
+    results = _results()
+    results.get("CHECK", "agent").seconds.extend([0.014] * 3)
+    results.get("error", "agent").seconds.extend([0.010] * 3)
+    results.get(ERROR_BESIDE_CHECK, "agent").seconds.extend([0.0125] * 3)
+    row = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)[CHECK_VS_ERROR]
+    assert row.cells["agent"] == "1.12 (14.0 ms / 12.5 ms)"

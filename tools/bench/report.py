@@ -24,7 +24,7 @@ from tools.bench.kernel_floor import MIN_PAIRS as MIN_KERNEL_PAIRS
 from tools.bench.results import Results, Series
 from tools.bench.runtimes import BRIDGE as RUNTIME_BRIDGE
 from tools.bench.runtimes import NOOP, noop_result
-from tools.bench.scenarios import FLOOR, RSS_CALLS, Plan
+from tools.bench.scenarios import ERROR_BESIDE_CHECK, FLOOR, RSS_CALLS, Plan
 from tools.bench.sides import CNI_VERSION, NETWORK, SUBNET
 
 OURS = ("one-shot", "agent")
@@ -321,12 +321,14 @@ class Table:
         return Row(DIRECT_FLOOR, cells, raw={"median_s": started})
 
     def check_over_error(self) -> Row:
-        """A lane's CHECK median over its error median: what a CHECK costs beyond the call's
-        round trip through the front (the agent lane) or the one-shot start and config parse."""
+        """A lane's CHECK median over the median of its errors timed among the CHECKs: what a
+        CHECK costs beyond the call's round trip through the front (the agent lane) or the
+        one-shot start and config parse. A run without those errors uses the error phase's."""
         ratios: dict[str, float | None] = {}
 
         def cell(lane: str) -> str:
-            check, error = self._median("CHECK", lane), self._median("error", lane)
+            check = self._median("CHECK", lane)
+            error = self._median(ERROR_BESIDE_CHECK, lane) or self._median("error", lane)
             ratios[lane] = check / error if check is not None and error else None
             value = ratios[lane]
             return "—" if value is None else f"{value:.2f} ({ms(check)} / {ms(error)})"
@@ -633,10 +635,12 @@ METHOD = """\
   runtime starts a plugin (spawned by the benchmark, no `ip netns exec`; its own row), and the
   kernel's veth create (ours' DEL with the agent deletes the pair after its answer, so the
   deletion is not in it); the next row divides ours' podman network cost by it.
-  CHECK / error divides a lane's CHECK median by its error median (the malformed-JSON ADD):
-  the error is the call's round trip through the front to the agent (or, one-shot, the
-  interpreter's start and a config parse) and nothing more, so the ratio is what a CHECK costs
-  above that floor.
+  CHECK / error divides a lane's CHECK median by the median of its errors (the malformed-JSON
+  ADD) timed among the CHECKs, one beside each CHECK in the same turn of the rotation (before
+  it in every other turn, after it in the others), so that both see the same neighbours and
+  the same attachments: the error is the call's round trip through the front to the agent
+  (or, one-shot, the interpreter's start and a config parse) and nothing more, so the ratio is
+  what a CHECK costs above that floor. Its row gives the two medians.
 - **Peak RSS** (shown, no target) comes from a pass of its own ({rss_calls} ADD, CHECK, DEL,
   VERSION and error calls per lane), each call under GNU `time -f %M`: the plugin's peak (`ip
   netns exec` execs it; a child it waited for, `iptables-restore` or the reference's

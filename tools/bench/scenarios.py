@@ -143,14 +143,30 @@ def sequential(run: Run) -> None:
             if prev is None:
                 run.results.fail("CHECK", lane.label, f"CHECK #{i}: its ADD failed")
                 continue
+            # Ours' floor for CHECK, an error, is timed in the same turn, before the CHECK
+            # and after it in turn: both then have the same neighbours (the other lanes'
+            # CHECKs, a one-shot one among them) and the same attachments.
+            if lane.label != "reference" and i % 2:
+                _error_beside_check(run, lane, i)
             result = lane.call("CHECK", cid(lane, "seq", i), lane.pool.paths[i], lane.stdin(prev))
             run.results.record("CHECK", lane.label, result, result.code == 0, f"CHECK #{i}")
+            if lane.label != "reference" and not i % 2:
+                _error_beside_check(run, lane, i)
     for i in range(n):
         for lane in rotate(run.lanes, i):
             result = lane.call("DEL", cid(lane, "seq", i), lane.pool.paths[i])
             run.results.record("DEL", lane.label, result, result.code == 0, f"DEL #{i}")
     for lane in run.lanes:
         check_clean(run, "DEL", lane)
+
+
+# The malformed-JSON ADD timed among the CHECKs: CHECK's floor (report.check_over_error).
+ERROR_BESIDE_CHECK = "error beside CHECK"
+
+
+def _error_beside_check(run: Run, lane: Lane, i: int) -> None:
+    result = lane.call("ADD", cid(lane, "cerr", i), lane.pool.paths[0], MALFORMED)
+    run.results.record(ERROR_BESIDE_CHECK, lane.label, result, _refused(result), f"#{i}")
 
 
 def peak_rss(run: Run) -> None:
