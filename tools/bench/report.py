@@ -23,7 +23,7 @@ from tools.bench.kernel_floor import LANE as KERNEL
 from tools.bench.kernel_floor import MIN_PAIRS as MIN_KERNEL_PAIRS
 from tools.bench.results import Results, Series
 from tools.bench.runtimes import BRIDGE as RUNTIME_BRIDGE
-from tools.bench.runtimes import NOOP, noop_result
+from tools.bench.runtimes import NOOP, lane_runs, noop_result
 from tools.bench.scenarios import ERROR_BESIDE_CHECK, FLOOR, RSS_CALLS, Plan
 from tools.bench.sides import CNI_VERSION, NETWORK, SUBNET
 
@@ -594,9 +594,10 @@ METHOD = """\
   spawn to reaping (`nsenter` into the side's namespaces, which execs the runtime, included on
   both sides); the variants of a lane (each side with and without the network) are
   interleaved run by run, the order rotating each iteration: one untimed run of each, then
-  {runtime_runs} timed runs of each. Afterwards nothing may be left in any side's namespaces
-  (veth, NAT rule, reservation, libcni cache file), except the reference's NAT chains after
-  ctr's DELs (containernetworking/plugins#810), which are counted in the notes.
+  {runtime_runs} timed runs of each ({ctr_runs} for ctr: its runs are a third as long, and its
+  target's two sides are a few percent apart). Afterwards nothing may be left in any side's
+  namespaces (veth, NAT rule, reservation, libcni cache file), except the reference's NAT
+  chains after ctr's DELs (containernetworking/plugins#810), which are counted in the notes.
 - **End to end: podman.** podman {podman_version} with the CNI backend, on private storage
   (vfs, `--root`/`--runroot`, `CONTAINERS_CONF` naming `/etc/cni/net.d` and `/opt/cni/bin`,
   `CONTAINERS_STORAGE_CONF`), the root filesystem `podman import`ed as an image:
@@ -698,6 +699,7 @@ def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str
         rss_calls=min(plan["calls"], RSS_CALLS),
         kernel_pairs=max(plan["pairs"], MIN_KERNEL_PAIRS),
         runtime_runs=plan["runtime_runs"],
+        ctr_runs=lane_runs("ctr", plan["runtime_runs"]),
         bridge=RUNTIME_BRIDGE,
         network=NETWORK,
         noop_address=noop_result()["ips"][0]["address"],
@@ -726,7 +728,8 @@ def render_markdown(doc: Mapping[str, Any], table: str, notes: list[str]) -> str
         f"- **N:** {plan['calls']} sequential calls per verb; concurrency "
         f"{', '.join(map(str, plan['concurrency']))} x {plan['rounds']} round(s); "
         f"attachments {', '.join(map(str, plan['scale']))} x {plan['pairs']} pair(s); "
-        f"{plan['runtime_runs']} podman and ctr runs per variant and side",
+        f"{plan['runtime_runs']} podman and {lane_runs('ctr', plan['runtime_runs'])} ctr runs "
+        "per variant and side",
         f"- **Agent:** {doc['agent']['note']}",
         f"- **Targets:** {targets['pass']} met, {targets['miss']} missed, "
         f"{targets['n/a']} not measured",
