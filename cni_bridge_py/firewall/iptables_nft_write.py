@@ -27,7 +27,14 @@ import struct
 from collections.abc import Collection
 
 from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest
-from cni_bridge_py.firewall.nft_netlink import CannotRead, jumps_to, kept_socket, rules_of
+from cni_bridge_py.firewall.nft_netlink import (
+    CannotRead,
+    chain_body,
+    jumps_to,
+    kept_socket,
+    message,
+    rules_of,
+)
 from cni_bridge_py.firewall.nft_uapi import (
     AF_UNSPEC,
     NF_ACCEPT,
@@ -53,7 +60,6 @@ from cni_bridge_py.firewall.nft_uapi import (
     NFTA_BITWISE_SREG,
     NFTA_BITWISE_XOR,
     NFTA_CHAIN_NAME,
-    NFTA_CHAIN_TABLE,
     NFTA_CMP_DATA,
     NFTA_CMP_OP,
     NFTA_CMP_SREG,
@@ -117,21 +123,6 @@ class Refused(Exception):
         self.code = code
 
 
-class NetlinkNat:
-    """iptables_restore.NatNetlink: the reads of nft_netlink and the writes here."""
-
-    rules = staticmethod(rules_of)
-    jumps = staticmethod(jumps_to)
-
-    @staticmethod
-    def write_fresh_setup(request: MasqRequest, family: int) -> bool:
-        return write_fresh_setup(request, family)
-
-    @staticmethod
-    def write_teardown(family: int, chain: str, jumps: Collection[int], whole: bool) -> bool:
-        return write_teardown(family, chain, jumps, whole)
-
-
 def write_fresh_setup(request: MasqRequest, family: int) -> bool:
     """The rules render_fresh_setup(request, family) writes, in one transaction in the
     calling thread's network namespace: True when it committed, False when it did not (the
@@ -172,7 +163,7 @@ def teardown_messages(
     messages = [_delete_rule(proto, POSTROUTING, handle) for handle in jumps]
     if whole:
         flush = _delete_rule(proto, chain, None)
-        messages += [flush, (NFT_MSG_DELCHAIN, 0, _table_and(proto, NFTA_CHAIN_NAME, chain))]
+        messages += [flush, (NFT_MSG_DELCHAIN, 0, chain_body(proto, TABLE, NFTA_CHAIN_NAME, chain))]
     return messages
 
 
@@ -204,11 +195,11 @@ def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
     (the transaction was aborted, nothing of it applied, every answer read), or OSError when
     the exchange itself failed (what is left on the socket is then unknown)."""
     subsystem = NFGENMSG.pack(AF_UNSPEC, NFNETLINK_V0, socket.htons(NFNL_SUBSYS_NFTABLES))
-    parts = [_message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, subsystem)]
+    parts = [message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, subsystem)]
     for seq, (kind, flags, body) in enumerate(messages, start=1):
         nft_kind = (NFNL_SUBSYS_NFTABLES << 8) | kind
-        parts.append(_message(nft_kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, body))
-    parts.append(_message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, len(messages) + 1, subsystem))
+        parts.append(message(nft_kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, body))
+    parts.append(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, len(messages) + 1, subsystem))
     sock.send(b"".join(parts))
     waiting = set(range(1, len(messages) + 1))
     refusal = 0
@@ -228,31 +219,24 @@ def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
         raise Refused(refusal)
 
 
-def _message(kind: int, flags: int, seq: int, body: bytes) -> bytes:
-    return NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, flags, seq, 0) + body
-
-
 def _chain(proto: int, name: str) -> tuple[int, int, bytes]:
-    return NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, _table_and(proto, NFTA_CHAIN_NAME, name)
+    return (
+        NFT_MSG_NEWCHAIN,
+        NLM_F_CREATE | NLM_F_EXCL,
+        chain_body(proto, TABLE, NFTA_CHAIN_NAME, name),
+    )
 
 
 def _delete_rule(proto: int, chain: str, handle: int | None) -> tuple[int, int, bytes]:
     """One rule by its handle; without a handle, every rule of the chain (a flush)."""
-    body = _table_and(proto, NFTA_RULE_CHAIN, chain)
+    body = chain_body(proto, TABLE, NFTA_RULE_CHAIN, chain)
     if handle is not None:
         body += attr(NFTA_RULE_HANDLE, _BE64.pack(handle))
     return NFT_MSG_DELRULE, 0, body
 
 
-def _table_and(proto: int, kind: int, name: str) -> bytes:
-    """The nfgenmsg and the table attribute (NFTA_*_TABLE is 1 for chains and rules alike),
-    then `name` as attribute `kind`."""
-    header = NFGENMSG.pack(proto, NFNETLINK_V0, 0)
-    return header + attr(NFTA_CHAIN_TABLE, _text(TABLE)) + attr(kind, _text(name))
-
-
 def _rule(proto: int, chain: str, exprs: bytes, flags: int) -> tuple[int, int, bytes]:
-    body = _table_and(proto, NFTA_RULE_CHAIN, chain) + _nest(NFTA_RULE_EXPRESSIONS, exprs)
+    body = chain_body(proto, TABLE, NFTA_RULE_CHAIN, chain) + _nest(NFTA_RULE_EXPRESSIONS, exprs)
     # Without NLM_F_APPEND (and no position) the kernel puts the rule at the chain's head.
     return NFT_MSG_NEWRULE, NLM_F_CREATE | flags, body
 
@@ -338,3 +322,12 @@ def _nest(kind: int, payload: bytes) -> bytes:
 
 def _text(text: str) -> bytes:
     return text.encode() + b"\0"
+
+
+class NetlinkNat:
+    """iptables_restore.NatNetlink: the reads of nft_netlink and the writes here."""
+
+    rules = staticmethod(rules_of)
+    jumps = staticmethod(jumps_to)
+    write_fresh_setup = staticmethod(write_fresh_setup)
+    write_teardown = staticmethod(write_teardown)

@@ -58,7 +58,6 @@ from cni_bridge_py.firewall.nft_uapi import (
     NFTA_RULE_CHAIN,
     NFTA_RULE_EXPRESSIONS,
     NFTA_RULE_HANDLE,
-    NFTA_RULE_TABLE,
     NFTA_VERDICT_CHAIN,
     NFTA_VERDICT_CODE,
     NFTA_XT_NAME,
@@ -103,21 +102,36 @@ def rules_of(family: int, chain: str, table: str = "nat") -> list[NftRule] | Non
     """Every rule of `table` `chain`, in order (a container's own chain: a few rules); None
     when the table or the chain does not exist."""
     messages = _dump_whole(family, table, chain)
+    if messages is None:
+        return None
     if not messages and not _chain_exists(family, table, chain):
         return None  # a dump filtered to a missing table lists nothing, with no error
-    return None if messages is None else parse_rules(messages, family)
+    return parse_rules(messages, family)
+
+
+def chain_body(proto: int, table: str, kind: int, name: str) -> bytes:
+    """The body of an nf_tables message about one chain of `table`: the nfgenmsg, the table
+    (NFTA_CHAIN_TABLE and NFTA_RULE_TABLE are both 1), and the chain's name as attribute
+    `kind` (NFTA_CHAIN_NAME in a chain's messages, NFTA_RULE_CHAIN in a rule's)."""
+    header = NFGENMSG.pack(proto, NFNETLINK_V0, 0)
+    return (
+        header + attr(NFTA_CHAIN_TABLE, table.encode() + b"\0") + attr(kind, name.encode() + b"\0")
+    )
+
+
+def message(kind: int, flags: int, seq: int, body: bytes) -> bytes:
+    """One netlink message: its header, then `body`."""
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, flags, seq, 0) + body
 
 
 def _chain_exists(family: int, table: str, chain: str) -> bool:
-    attrs = attr(NFTA_CHAIN_TABLE, table.encode() + b"\0") + attr(
-        NFTA_CHAIN_NAME, chain.encode() + b"\0"
-    )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN
-    body = NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
-    header = NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, NLM_F_REQUEST, 1, 0)
+    request = message(
+        kind, NLM_F_REQUEST, 1, chain_body(NFPROTO[family], table, NFTA_CHAIN_NAME, chain)
+    )
     with kept_socket() as sock:
         try:
-            sock.send(header + body)
+            sock.send(request)
             data = sock.recv(_RECV_BYTES)
         except OSError as exc:
             raise CannotRead(f"the chain lookup failed: {exc}") from exc
@@ -142,11 +156,8 @@ def _dump_whole(family: int, table: str, chain: str) -> list[bytes] | None:
 
 
 def _dump_rules(family: int, table: str, chain: str) -> tuple[list[bytes], bool] | None:
-    attrs = attr(NFTA_RULE_TABLE, table.encode() + b"\0") + attr(
-        NFTA_RULE_CHAIN, chain.encode() + b"\0"
-    )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
-    body = NFGENMSG.pack(NFPROTO[family], NFNETLINK_V0, 0) + attrs
+    body = chain_body(NFPROTO[family], table, NFTA_RULE_CHAIN, chain)
     with kept_socket() as sock:
         return _exchange(sock, kind, body)
 
@@ -196,9 +207,8 @@ def _kept_socket() -> socket.socket:
 
 
 def _exchange(sock: socket.socket, kind: int, body: bytes) -> tuple[list[bytes], bool] | None:
-    header = NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
     try:
-        sock.send(header + body)
+        sock.send(message(kind, NLM_F_REQUEST | NLM_F_DUMP, 1, body))
         return _receive(sock)
     except OSError as exc:
         raise CannotRead(f"the rule dump failed: {exc}") from exc
