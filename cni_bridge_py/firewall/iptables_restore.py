@@ -167,8 +167,9 @@ class RestoreIptables:
         return self._chain(family, view.POSTROUTING, chain) or []
 
     def _chain(self, family: int, chain: str, jumping_to: str = "") -> list[view.NftRule] | None:
-        """The chain's rules as libnftables lists them (with `jumping_to`, only the jumps to
-        that chain); None when it does not exist."""
+        """The chain's rules as the kernel's rule dump reads them, or libnftables lists them
+        where that cannot tell (with `jumping_to`, only the jumps to that chain, through
+        libnftables); None when it does not exist."""
         if self.netlink is not None and not jumping_to:
             try:
                 return self.netlink.rules(family, chain)
