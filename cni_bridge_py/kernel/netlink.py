@@ -16,8 +16,9 @@ from socket import AF_INET, AF_INET6
 from typing import Any, TypeVar
 
 from cni_bridge_py.errors import InvalidNetns
-from cni_bridge_py.kernel import rtmsg, rtnl
+from cni_bridge_py.kernel import rtmsg
 from cni_bridge_py.kernel.errors import KernelError
+from cni_bridge_py.kernel.nsenter import in_netns
 from cni_bridge_py.kernel.rtmsg import Link, parse_address, parse_link, parse_route
 from cni_bridge_py.kernel.rtnl import (
     NLM_F_ACK,
@@ -424,13 +425,13 @@ def host_session() -> Iterator[NetlinkSession]:
 
 @contextmanager
 def netns_session(path: str) -> Iterator[NetlinkSession]:
-    """A session in the namespace at `path`: its socket is opened from a thread that entered
-    that namespace (no fork, and the rest of the process stays where it is)."""
+    """A session in the namespace at `path`: its socket is opened by a thread inside that
+    namespace (no fork, and the rest of the process stays where it is)."""
     with _netns_file(path, "enter"):
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with _netns_file(path, "enter"):
-            sock = rtnl.in_netns(fd, RtnlSocket)
+            sock = in_netns(fd, RtnlSocket)
     finally:
         os.close(fd)
     with sock:

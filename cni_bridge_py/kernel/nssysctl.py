@@ -1,7 +1,7 @@
-"""sysctls of another network namespace, written from a short-lived thread inside it.
+"""sysctls of another network namespace, written by a thread inside it.
 
 /proc/sys/net shows the namespace of the task that opens it, and setns(CLONE_NEWNET) moves
-only the calling thread (rtnl.in_netns): cheaper than forking a child, and the rest of the
+only the calling thread (nsenter.in_netns): cheaper than forking a child, and the rest of the
 process stays where it was.
 """
 
@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 
 from cni_bridge_py.errors import InvalidNetns, IOFailure
-from cni_bridge_py.kernel.rtnl import in_netns
+from cni_bridge_py.kernel.nsenter import in_netns
 
 
 def write_in_netns(

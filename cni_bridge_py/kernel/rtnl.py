@@ -7,13 +7,11 @@ cost more than the kernel's work (~2 ms per round trip against ~0.1 ms here). On
 message classes are imported (see messages()), not its package __init__.
 
 A socket is bound to the network namespace of the thread that creates it, for its whole life:
-`in_netns` creates one from a short-lived thread that has entered the namespace (setns changes
-only the calling thread), so the process itself never moves.
+a container's is created by a thread inside its namespace (nsenter.in_netns).
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import socket
@@ -48,7 +46,6 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
-CLONE_NEWNET = 0x40000000
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _ERROR = struct.Struct("=i")
@@ -279,30 +276,3 @@ def _ack_text(data: bytes, offset: int, end: int) -> str:
             return raw.rstrip(b"\0").decode(errors="replace")
         offset += (length + 3) & ~3
     return ""
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def in_netns(netns_fd: int, work: Callable[[], M]) -> M:
-    """Run `work` in a thread that has entered the network namespace `netns_fd`: what it
-    opens (a netlink socket, /proc/sys/net files) belongs to that namespace. The thread ends
-    afterwards, so no other thread ever runs in the wrong namespace."""
-    outcome: list[M] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        if _libc.setns(netns_fd, CLONE_NEWNET) != 0:
-            failure.append(OSError(ctypes.get_errno(), "setns"))
-            return
-        try:
-            outcome.append(work())
-        except BaseException as exc:  # handed to the caller's thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="netns", daemon=True)
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
