@@ -150,6 +150,16 @@ def _nested(data: bytes, span: tuple[int, int] | None) -> dict[int, tuple[int, i
     return attributes(data, *span) if span else {}
 
 
+def first_attribute(data: bytes, span: tuple[int, int] | None, kind: int) -> tuple[int, int] | None:
+    """(payload start, payload end) of the first attribute of type `kind` in the nest at
+    `span`; the walk stops there."""
+    if span:
+        for found, start, end in each_attribute(data, *span):
+            if found == kind:
+                return start, end
+    return None
+
+
 def _u32(data: bytes, span: tuple[int, int] | None) -> int | None:
     return _U32.unpack_from(data, span[0])[0] if span and span[1] - span[0] >= 4 else None
 
@@ -178,8 +188,9 @@ def parse_link(data: bytes, start: int, end: int) -> Link:
     top = attributes(data, start + _HEADER_SIZE + _IFINFO.size, end)
     info = _nested(data, top.get(IFLA_LINKINFO))
     kind = _text(data, info.get(IFLA_INFO_KIND))
-    port = _nested(data, info.get(IFLA_INFO_SLAVE_DATA))
-    bridge = _nested(data, info.get(IFLA_INFO_DATA)) if kind == "bridge" else {}
+    # One attribute of each ~40-attribute nest, near its start: not worth a walk of it all.
+    hairpin = first_attribute(data, info.get(IFLA_INFO_SLAVE_DATA), IFLA_BRPORT_MODE)
+    vlan_filtering = first_attribute(data, info.get(IFLA_INFO_DATA), IFLA_BR_VLAN_FILTERING)
     operstate = _u8(data, top.get(IFLA_OPERSTATE)) if IFLA_OPERSTATE in top else None
     return Link(
         index=index,
@@ -191,8 +202,8 @@ def parse_link(data: bytes, start: int, end: int) -> Link:
         operstate="" if operstate is None else _operstate(operstate),
         mtu=_u32(data, top.get(IFLA_MTU)) or 0,
         promisc=bool(flags & IFF_PROMISC),
-        hairpin=bool(_u8(data, port.get(IFLA_BRPORT_MODE))),
-        vlan_filtering=bool(_u8(data, bridge.get(IFLA_BR_VLAN_FILTERING))),
+        hairpin=bool(_u8(data, hairpin)),
+        vlan_filtering=kind == "bridge" and bool(_u8(data, vlan_filtering)),
         alias=_text(data, top.get(IFLA_IFALIAS)),
         link_netnsid=_s32(data, top.get(IFLA_LINK_NETNSID)),
     )
