@@ -7,6 +7,7 @@ Same answers as shutil.which(name, path=path_env) on POSIX (tests/unit/test_whic
 from __future__ import annotations
 
 import os
+from stat import S_ISDIR
 
 
 def which(name: str, path: str | None = None) -> str | None:
@@ -35,4 +36,10 @@ def which(name: str, path: str | None = None) -> str | None:
 
 
 def _is_executable(path: str) -> bool:
-    return os.path.exists(path) and os.access(path, os.X_OK) and not os.path.isdir(path)
+    # One stat for what shutil.which asks in two (exists, then isdir).
+    try:
+        if S_ISDIR(os.stat(path).st_mode):
+            return False
+    except (OSError, ValueError):
+        return False
+    return os.access(path, os.X_OK)

@@ -122,19 +122,19 @@ def missing(
     container's chain, None when it does not exist."""
     word = FAMILY_WORDS[family]
     own_words = [words for _, words in own or ()]
-    out: list[str] = []
-    expected = chain_rules(request, family)
     accepts = [a for a in request.addresses if a.version == family]
-    for addr, rule in zip(accepts, expected[:-1], strict=True):
-        if not any(_is_accept(w, word, _prefix(addr)) for w in own_words):
-            out.append(rule)
-    if not any(_is_masquerade(w, word, MULTICAST[family]) for w in own_words):
-        out.append(expected[-1])
+    accepted = [any(_is_accept(w, word, _prefix(a)) for w in own_words) for a in accepts]
+    masqueraded = any(_is_masquerade(w, word, MULTICAST[family]) for w in own_words)
     jumps = [words for _, words in jumps_to(postrouting, request.chain)]
-    for addr in accepts:
-        if not any(w[:3] == (word, "saddr", str(addr.ip)) for w in jumps):
-            out.append(jump_rule(request, addr))
-    return out
+    jumped = [any(w[:3] == (word, "saddr", str(a.ip)) for w in jumps) for a in accepts]
+    if all(accepted) and masqueraded and all(jumped):
+        return []  # the rules are only spelled out for what is missing
+    expected = chain_rules(request, family)
+    out = [rule for rule, found in zip(expected[:-1], accepted, strict=True) if not found]
+    out += [] if masqueraded else [expected[-1]]
+    return out + [
+        jump_rule(request, a) for a, found in zip(accepts, jumped, strict=True) if not found
+    ]
 
 
 def _prefix(addr: IPInterface) -> str:

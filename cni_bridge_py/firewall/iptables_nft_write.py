@@ -32,6 +32,7 @@ from cni_bridge_py.firewall.nft_netlink import (
     chain_body,
     jumps_to,
     kept_socket,
+    known_jumps,
     message,
     rules_of,
 )
@@ -329,5 +330,6 @@ class NetlinkNat:
 
     rules = staticmethod(rules_of)
     jumps = staticmethod(jumps_to)
+    known_jumps = staticmethod(known_jumps)
     write_fresh_setup = staticmethod(write_fresh_setup)
     write_teardown = staticmethod(write_teardown)

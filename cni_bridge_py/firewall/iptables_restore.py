@@ -74,6 +74,8 @@ class NatNetlink(Protocol):
 
     def jumps(self, family: int, chain: str, target: str) -> list[view.NftRule] | None: ...
 
+    def known_jumps(self, family: int, chain: str, target: str) -> list[view.NftRule]: ...
+
     def write_fresh_setup(self, request: MasqRequest, family: int) -> bool: ...
 
     def write_teardown(
@@ -204,12 +206,23 @@ class RestoreIptables:
         for family in sorted({a.version for a in request.addresses}):
             try:
                 own = self._chain(family, request.chain)
-                postrouting = self._jumps(family, request.chain)
+                absent = view.missing(request, family, own, self._known_jumps(family, request))
+                if absent:  # the truth is the whole of POSTROUTING
+                    absent = view.missing(request, family, own, self._jumps(family, request.chain))
             except CannotTell:
-                out += rules_missing(self._nat(family), request, family)
-                continue
-            out += view.missing(request, family, own, postrouting)
+                absent = rules_missing(self._nat(family), request, family)
+            out += absent
         return out
+
+    def _known_jumps(self, family: int, request: MasqRequest) -> list[view.NftRule]:
+        """Some of POSTROUTING's jumps to the chain, quickly (NatNetlink.known_jumps): when
+        they are all CHECK expects, POSTROUTING's other rules need not be read."""
+        if self.netlink is None:
+            return []
+        try:
+            return self.netlink.known_jumps(family, view.POSTROUTING, request.chain)
+        except CannotRead:
+            return []
 
     def _restore_blind(self, batches: dict[int, str]) -> list[int]:
         """Every batch at once (a dual-stack attachment's two families run side by side);

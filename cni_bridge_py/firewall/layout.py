@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Collection, Sequence
+from functools import cached_property
 
 from cni_bridge_py import cjson
 from cni_bridge_py.netaddr import IPInterface
@@ -36,11 +37,12 @@ class MasqRequest:
     # nftables names rules by interface too; iptables shares one chain per container.
     ifname: str = ""
 
-    @property
+    # Each asked for several times per request (a SHA-512, a quoting): made once.
+    @cached_property
     def chain(self) -> str:
         return chain_name(self.network, self.container_id)
 
-    @property
+    @cached_property
     def comment(self) -> str:
         return masq_comment(self.network, self.container_id)
 

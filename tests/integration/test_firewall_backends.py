@@ -317,6 +317,57 @@ def test_postrouting_jumps_from_the_kernel_dump_as_libnftables_lists_them(
     assert seen["no chain"] == seen["no table"] == []
 
 
+KNOWN = """
+import json, subprocess, sys
+from cni_bridge_py.firewall.nft_netlink import jumps_to, known_jumps
+
+def restore(*lines):
+    batch = "\\n".join(["*nat", ":POSTROUTING ACCEPT [0:0]", *lines, "COMMIT", ""])
+    subprocess.run(["iptables-restore"], input=batch, text=True, check=True)
+
+def sources(rules):
+    return [words[words.index("saddr") + 1] for _, words in rules]
+
+seen = {}
+restore(":CNI-X - [0:0]", ":CNI-Y - [0:0]", "-A POSTROUTING -s 10.1.0.1/32 -j CNI-Y",
+        "-A POSTROUTING -s 10.1.0.2/32 -j CNI-X", "-A POSTROUTING -s 10.1.0.3/32 -j CNI-X")
+seen["before any dump"] = sources(known_jumps(4, "POSTROUTING", "CNI-X"))
+dumped = jumps_to(4, "POSTROUTING", "CNI-X")
+seen["as dumped"] = known_jumps(4, "POSTROUTING", "CNI-X") == dumped
+subprocess.run(["iptables", "-t", "nat", "-D", "POSTROUTING", "-s", "10.1.0.2/32", "-j", "CNI-X"],
+               check=True)
+subprocess.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.1.0.4/32", "-j", "CNI-X"],
+               check=True)
+seen["one gone, one new"] = sources(known_jumps(4, "POSTROUTING", "CNI-X"))
+# The table made again with the targets swapped: the same handles now jump to CNI-Y.
+subprocess.run(["nft", "delete", "table", "ip", "nat"], check=True)
+restore(":CNI-X - [0:0]", ":CNI-Y - [0:0]", "-A POSTROUTING -s 10.1.0.1/32 -j CNI-X",
+        "-A POSTROUTING -s 10.1.0.2/32 -j CNI-Y", "-A POSTROUTING -s 10.1.0.3/32 -j CNI-Y")
+seen["handles reused"] = sources(known_jumps(4, "POSTROUTING", "CNI-X"))
+subprocess.run(["nft", "delete", "table", "ip", "nat"], check=True)
+seen["no table"] = sources(known_jumps(4, "POSTROUTING", "CNI-X"))
+print(json.dumps(seen))
+"""
+
+
+def test_known_jumps_are_read_again_and_only_found_where_they_still_are(
+    namespaces: NamespaceFactory,
+) -> None:
+    """CHECK looks first for the jumps this process's last dump of POSTROUTING showed, each
+    read again by handle: a jump deleted since is not found, nor one whose handle now holds
+    another rule; one added since needs the dump (CHECK's fallback), so it is not found
+    either."""
+    ns = namespaces.new("known")
+    seen = json.loads(ns.exec(sys.executable, "-c", KNOWN))
+    assert seen == {
+        "before any dump": [],
+        "as dumped": True,
+        "one gone, one new": ["10.1.0.3"],
+        "handles reused": [],
+        "no table": [],
+    }
+
+
 JUMP_THREADS = """
 import ctypes, json, os, sys, threading
 from cni_bridge_py.firewall.nft_netlink import jumps_to

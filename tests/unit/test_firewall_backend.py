@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from cni_bridge_py.firewall import layout
-from cni_bridge_py.firewall.backend import all_backends, default_backend, iptables_variant
+from cni_bridge_py.firewall.backend import (
+    all_backends,
+    default_backend,
+    iptables_variant,
+    link_target,
+)
 from cni_bridge_py.firewall.layout import NatTable, chain_name, owned_chains, render_gc
 
 # --- selection
@@ -259,3 +264,23 @@ def test_gc_with_nothing_valid_takes_every_chain_of_the_network_in_one_batch() -
 
 def test_gc_with_everything_valid_writes_nothing() -> None:
     assert render_gc(NAT, "testnet", {"red1", "blue1"}) == (None, {})
+
+
+def test_link_target_ends_where_realpath_does(tmp_path: Path) -> None:
+    """Debian's chain (iptables -> /etc/alternatives/iptables -> a multi-call binary),
+    relative and absolute links, a directory link on the way, a loop and a plain file."""
+    alternatives, sbin = tmp_path / "alternatives", tmp_path / "real" / "sbin"
+    alternatives.mkdir()
+    sbin.mkdir(parents=True)
+    (sbin / "xtables-legacy-multi").write_text("")
+    (tmp_path / "sbin").symlink_to("real/sbin")  # as /sbin -> usr/sbin
+    (alternatives / "iptables").symlink_to(sbin / "xtables-legacy-multi")
+    (sbin / "iptables").symlink_to("../../alternatives/iptables")
+    (sbin / "loop-a").symlink_to("loop-b")
+    (sbin / "loop-b").symlink_to("loop-a")
+    for start in ("sbin/iptables", "real/sbin/iptables", "real/sbin/xtables-legacy-multi"):
+        path = str(tmp_path / start)
+        assert os.path.basename(link_target(path)) == "xtables-legacy-multi"
+        assert os.path.samefile(link_target(path), os.path.realpath(path))
+    loop = str(sbin / "loop-a")
+    assert os.path.basename(link_target(loop)) in ("loop-a", "loop-b")

@@ -376,13 +376,22 @@ class ScriptedNetlink:
         self.chains = chains or {}
         self.commits = commits
         self.writes: list[tuple[Any, ...]] = []
+        self.reads: list[tuple[Any, ...]] = []
+        # The jumps known_jumps finds (a process's last dump of POSTROUTING): none by default.
+        self.known: list[view.NftRule] = []
 
     def rules(self, family: int, chain: str) -> list[view.NftRule] | None:
         return self.chains.get(family, {}).get(chain)
 
     def jumps(self, family: int, chain: str, target: str) -> list[view.NftRule] | None:
+        self.reads.append(("jumps", family, chain))
         rules = self.rules(family, chain)
         return None if rules is None else view.jumps_to(rules, target)
+
+    def known_jumps(self, family: int, chain: str, target: str) -> list[view.NftRule]:
+        self.reads.append(("known_jumps", family, chain))
+        now = view.jumps_to(self.rules(family, chain) or [], target)
+        return [rule for rule in self.known if rule in now]
 
     def write_fresh_setup(self, request: MasqRequest, family: int) -> bool:
         self.writes.append(("setup", request.chain, family))
@@ -466,3 +475,29 @@ def test_check_through_netlink_names_the_missing_jump(tables: Tables) -> None:
     assert missing == [
         f"-A POSTROUTING -s 192.168.15.2/32 -m comment --comment {COMMENT} -j {CHAIN}"
     ]
+
+
+def test_check_whose_known_jumps_are_all_it_expects_reads_no_more(tables: Tables) -> None:
+    netlink = installed()
+    netlink.known = [_jump(25, "192.168.15.2")]
+    assert netlink_backend(tables, netlink).missing(RED) == []
+    assert netlink.reads == [("known_jumps", 4, "POSTROUTING")]
+
+
+def test_check_that_knows_no_jump_reads_the_whole_of_postrouting(tables: Tables) -> None:
+    netlink = installed()
+    assert netlink_backend(tables, netlink).missing(RED) == []
+    assert netlink.reads == [("known_jumps", 4, "POSTROUTING"), ("jumps", 4, "POSTROUTING")]
+
+
+def test_check_whose_known_jump_is_gone_names_it_after_reading_postrouting(
+    tables: Tables,
+) -> None:
+    # Known from an earlier dump, deleted since: known_jumps no longer finds it.
+    netlink = installed(_jump(26, "192.168.15.3", "CNI-someone-else"))
+    netlink.known = [_jump(25, "192.168.15.2")]
+    missing = netlink_backend(tables, netlink).missing(RED)
+    assert missing == [
+        f"-A POSTROUTING -s 192.168.15.2/32 -m comment --comment {COMMENT} -j {CHAIN}"
+    ]
+    assert ("jumps", 4, "POSTROUTING") in netlink.reads

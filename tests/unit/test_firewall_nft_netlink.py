@@ -117,3 +117,45 @@ def test_ipv6_fields() -> None:
     source = ipaddress.ip_address("fd00::5").packed
     rule = _rule(9, _payload(8, 16), _cmp(source), _verdict(-3, "CNI-a"))
     assert nn.parse_jumps([rule], 6, "CNI-a") == [(9, ("ip6", "saddr", "fd00::5", "jump", "CNI-a"))]
+
+
+# --- expressions read once (nft_netlink._READ): the words never depend on what came before
+
+
+def _counter(packets: int) -> bytes:
+    return _expr(
+        "counter",
+        attr(uapi.NFTA_COUNTER_BYTES, struct.pack(">Q", packets * 60)),
+        attr(uapi.NFTA_COUNTER_PACKETS, struct.pack(">Q", packets)),
+    )
+
+
+def test_an_expression_read_before_says_the_same_in_another_rule() -> None:
+    load = _payload(12, 4)
+    first = [_rule(1, load, _cmp(_v4("10.0.0.2")), _verdict(-3, "CNI-a"))]
+    # The same load now ends its rule, and a compare follows no load: each is said alone.
+    second = [_rule(2, _cmp(_v4("10.0.0.2")), load, _verdict(-3, "CNI-a"))]
+    for _ in range(2):
+        assert nn.parse_rules(first, 4) == [(1, ("ip", "saddr", "10.0.0.2", "jump", "CNI-a"))]
+        assert nn.parse_rules(second, 4) == [(2, ("cmp", "jump", "CNI-a"))]
+
+
+def test_the_same_bytes_read_for_ipv6_are_not_an_ipv4_source() -> None:
+    rule = _rule(3, _payload(12, 4), _cmp(_v4("10.0.0.2")), _verdict(-3, "CNI-a"))
+    assert nn.parse_rules([rule], 4)[0][1][:3] == ("ip", "saddr", "10.0.0.2")
+    # In an IPv6 header, 4 bytes at 12 are the middle of the source: no address match.
+    assert nn.parse_rules([rule], 6)[0][1] == ("cmp", "jump", "CNI-a")
+
+
+def test_counters_are_read_each_time_and_never_kept() -> None:
+    rules = [_rule(9, _counter(packets), _verdict(1)) for packets in range(200)]
+    nn.parse_rules(rules[:1], 4)
+    kept = len(nn._READ[4])
+    assert [words for _, words in nn.parse_rules(rules, 4)] == [("counter", "accept")] * 200
+    assert len(nn._READ[4]) == kept
+
+
+def test_what_is_kept_stays_bounded() -> None:
+    rules = [_rule(i, _verdict(-3, f"CNI-{i}")) for i in range(nn._READ_LIMIT + 100)]
+    assert nn.parse_rules(rules, 4)[-1][1] == ("jump", f"CNI-{nn._READ_LIMIT + 99}")
+    assert len(nn._READ[4]) <= nn._READ_LIMIT
