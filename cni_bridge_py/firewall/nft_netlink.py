@@ -12,9 +12,11 @@ that, and the bytes of a rule that does not name our chain are skipped without b
 A rule becomes the words iptables_nft_view reads from libnftables' JSON (`ip saddr 10.0.0.2
 counter jump CNI-x`), so both readers feed one matching; tests/integration compares them on
 the same kernel state. A CHECK first reads again, by handle, the jumps the process's last
-dump of POSTROUTING showed (known_jumps), and dumps only when they are not all there. Anything unusual (an error other than "no such table or chain", a dump
-the kernel marks interrupted twice) raises CannotRead, and the caller falls back to reading
-the chain through libnftables or iptables-save.
+dump of POSTROUTING showed (known_jumps), and dumps only when they are not all there.
+
+Anything unusual (an error other than "no such table or chain", a dump the kernel marks
+interrupted twice) raises CannotRead, and the caller falls back to reading the chain through
+libnftables or iptables-save.
 """
 
 from __future__ import annotations
