@@ -95,9 +95,10 @@ def link_request(*, index: int = 0, name: str = "") -> bytes:
     return body + attr(IFLA_IFNAME, name.encode() + b"\0") if name else body
 
 
-def address_request(index: int) -> bytes:
-    """An RTM_GETADDR dump of every family, of link `index` only (strict checking)."""
-    return _IFADDR.pack(0, 0, 0, 0, index)
+def address_request(index: int, family: int = 0) -> bytes:
+    """An RTM_GETADDR dump of link `index` only (strict checking), of `family` (every family
+    when 0)."""
+    return _IFADDR.pack(family, 0, 0, 0, index)
 
 
 def route_request(family: int, table: int, oif: int) -> bytes:

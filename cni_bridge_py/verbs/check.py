@@ -97,8 +97,8 @@ def _check_addresses_and_routes(
         ),
         None,
     )
-    present = set(container.addresses(link.index))
     ips = [ip for ip in prev.ips if ip.interface is None or ip.interface == container_index]
+    present = set(container.addresses(link.index, {ip.address.version for ip in ips}))
     for ip in ips:
         if ip.address not in present:
             raise CheckFailed(f"{request.ifname} lacks address {ip.address}")

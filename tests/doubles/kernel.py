@@ -246,11 +246,12 @@ class FakeLinks:
         self._destroy(record)
         return True
 
-    def addresses(self, index: int) -> list[IPInterface]:
+    def addresses(self, index: int, versions: Collection[int] = (4, 6)) -> list[IPInterface]:
         doing = f"listing addresses of #{index} in {self.where}"
         self._read("addresses", f"#{index}", lambda e: KernelError(doing, e))
         record = self._links.get(index)
-        return list(record.addresses) if record is not None else []
+        found = list(record.addresses) if record is not None else []
+        return [a for a in found if a.version in versions]
 
     def add_address(self, index: int, iface: IPInterface, what: str, nodad: bool = False) -> bool:
         record = self._change(index, "add_address", str(iface), f"adding {iface} to {what}")
