@@ -126,8 +126,11 @@ def decode_config(stdin: bytes) -> dict[str, Any]:
         # NaN and Infinity are Python's extensions, not JSON (Go rejects them too).
         config = cjson.loads(stdin, parse_constant=_not_json)
         # A "\ud800" escape decodes to a lone surrogate, which no path, interface name or
-        # output can encode: refuse it here rather than fail deep inside a verb.
-        cjson.check_encodable(config)
+        # output can encode: refuse it here rather than fail deep inside a verb. Only a \u
+        # escape or non-ASCII bytes (decoded with surrogatepass) can make one: the common
+        # config, plain ASCII, skips the walk.
+        if b"\\u" in stdin or not stdin.isascii():
+            cjson.check_encodable(config)
     except UnicodeEncodeError as exc:
         raise DecodingFailure(
             "error decoding the network config on stdin",

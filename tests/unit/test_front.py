@@ -197,8 +197,17 @@ def test_malformed_json_is_code_6(stdin: bytes) -> None:
         b'{"cniVersion":"1.0.0","name":"mynet","vlan":-Infinity}',
         b'{"cniVersion":"1.0.0","name":"mynet","bridge":"\\ud800"}',
         b'{"cniVersion":"1.0.0","name":"mynet","\\udfff":1}',
+        b'{"cniVersion":"1.0.0","name":"mynet","bridge":"br\xed\xa0\x80"}',
+        '{"cniVersion":"1.0.0","name":"mynet","bridge":"\\ud800"}'.encode("utf-16"),
     ],
-    ids=["nan", "infinity", "lone-surrogate-value", "lone-surrogate-key"],
+    ids=[
+        "nan",
+        "infinity",
+        "lone-surrogate-value",
+        "lone-surrogate-key",
+        "surrogate-as-utf8-bytes",
+        "utf16-with-escape",
+    ],
 )
 def test_python_only_json_is_code_6(stdin: bytes) -> None:
     """NaN and Infinity are not JSON; a lone surrogate cannot be encoded as a name or path."""
