@@ -143,25 +143,36 @@ def _handle(message: bytes) -> int | None:
 
 
 def _rule_by_handle(family: int, table: str, chain: str, handle: int) -> bytes | None:
-    """The rule's NFT_MSG_NEWRULE body as the kernel has it now; None when it is gone."""
+    """The rule's NFT_MSG_NEWRULE body as the kernel has it now; None when it is gone (the
+    rule, its chain or its table)."""
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
     body = chain_body(NFPROTO[family], table, NFTA_RULE_CHAIN, chain)
     request = message(kind, NLM_F_REQUEST, 1, body + attr(NFTA_RULE_HANDLE, _BE64.pack(handle)))
+    data = _ask(request, "rule lookup")
+    if data is None:
+        return None
+    length, answer, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
+    if answer != (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE:
+        raise CannotRead(f"an unexpected answer to a rule lookup (type {answer:#x})")
+    return data[NLMSGHDR.size : length]
+
+
+def _ask(request: bytes, what: str) -> bytes | None:
+    """The kernel's one answer to a get `request` (not a dump) on the kept socket; None when
+    it answers ENOENT."""
     with kept_socket() as sock:
         try:
             sock.send(request)
             data = sock.recv(_RECV_BYTES)
         except OSError as exc:
-            raise CannotRead(f"the rule lookup failed: {exc}") from exc
-    length, answer, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
-    if answer == NLMSG_ERROR:
-        code = -struct.unpack_from("=i", data, NLMSGHDR.size)[0]
-        if code == errno.ENOENT:
-            return None  # the rule, its chain or its table is gone
-        raise CannotRead(f"the kernel refused the rule lookup: {os.strerror(code)}")
-    if answer != (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE:
-        raise CannotRead(f"an unexpected answer to a rule lookup (type {answer:#x})")
-    return data[NLMSGHDR.size : length]
+            raise CannotRead(f"the {what} failed: {exc}") from exc
+    _length, answer, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
+    if answer != NLMSG_ERROR:
+        return data
+    code = -struct.unpack_from("=i", data, NLMSGHDR.size)[0]
+    if code == errno.ENOENT:
+        return None
+    raise CannotRead(f"the kernel refused the {what}: {os.strerror(code)}")
 
 
 def rules_of(family: int, chain: str, table: str = "nat") -> list[NftRule] | None:
@@ -195,19 +206,7 @@ def _chain_exists(family: int, table: str, chain: str) -> bool:
     request = message(
         kind, NLM_F_REQUEST, 1, chain_body(NFPROTO[family], table, NFTA_CHAIN_NAME, chain)
     )
-    with kept_socket() as sock:
-        try:
-            sock.send(request)
-            data = sock.recv(_RECV_BYTES)
-        except OSError as exc:
-            raise CannotRead(f"the chain lookup failed: {exc}") from exc
-    _length, answer, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
-    if answer != NLMSG_ERROR:
-        return True  # the chain itself
-    code = -struct.unpack_from("=i", data, NLMSGHDR.size)[0]
-    if code == errno.ENOENT:
-        return False
-    raise CannotRead(f"the kernel refused the chain lookup: {os.strerror(code)}")
+    return _ask(request, "chain lookup") is not None  # the chain itself, or ENOENT
 
 
 def _dump_whole(family: int, table: str, chain: str) -> list[bytes] | None:
