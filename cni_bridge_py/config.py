@@ -222,6 +222,17 @@ def _dns(fields: Fields) -> DNS:
     )
 
 
+def parse_prev_result(value: object, cni_version: str) -> Result | None:
+    """A config's "prevResult" alone, as parse reads it (config_memo: the rest of a config
+    parsed before, this request's prevResult now); InvalidConfig as parse raises it when the
+    rest of the config has no problem."""
+    problems: list[str] = []
+    prev = _prev_result(value, cni_version, problems)
+    if problems:
+        raise invalid_config(problems)
+    return prev
+
+
 def _prev_result(value: object, cni_version: str, problems: list[str]) -> Result | None:
     if value is None:
         return None

@@ -17,6 +17,7 @@ from cni_bridge_py.request import Handler, Notes, Request
 from cni_bridge_py.verbs import add, check, delete, gc, status
 
 if TYPE_CHECKING:
+    from cni_bridge_py.config_memo import ParsedConfigs
     from cni_bridge_py.ipam.dirwatch import WatchedDirs  # ctypes: the agent's only
 
 # The verbs that print nothing on success (ADD prints its result).
@@ -33,15 +34,21 @@ def dispatch(request: Request, notes: Notes) -> str:
     return dispatch_with(None)(request, notes)
 
 
-def dispatch_with(background: Background | None, watched: WatchedDirs | None = None) -> Handler:
+def dispatch_with(
+    background: Background | None,
+    watched: WatchedDirs | None = None,
+    configs: ParsedConfigs | None = None,
+) -> Handler:
     """The dispatch of a resident process (the agent): it can finish slow work after
-    answering, and keep a copy of the IPAM data dirs that inotify keeps current."""
+    answering, keep a copy of the IPAM data dirs that inotify keeps current, and keep the
+    configs it parsed (config_memo)."""
+    parse = prepare if configs is None else configs.parse
 
     def run_request(request: Request, notes: Notes) -> str:
         from cni_bridge_py.verbs.system import system_ports  # noqa: PLC0415 - loads pyroute2
 
         started = time.perf_counter()
-        conf = prepare(request)
+        conf = parse(request)
         if conf.cluster is not None:
             # The node's leased subnet, from its local file (no etcd on the plugin's path).
             from cni_bridge_py.cluster.leased import with_lease  # noqa: PLC0415
