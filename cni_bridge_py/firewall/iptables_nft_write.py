@@ -34,10 +34,13 @@ from cni_bridge_py.firewall.nft_netlink import (
     kept_socket,
     known_jumps,
     message,
+    rule_body,
     rules_of,
 )
 from cni_bridge_py.firewall.nft_uapi import (
     AF_UNSPEC,
+    BE32,
+    BE32_SIGNED,
     NF_ACCEPT,
     NFGENMSG,
     NFNETLINK_V0,
@@ -77,9 +80,7 @@ from cni_bridge_py.firewall.nft_uapi import (
     NFTA_PAYLOAD_DREG,
     NFTA_PAYLOAD_LEN,
     NFTA_PAYLOAD_OFFSET,
-    NFTA_RULE_CHAIN,
     NFTA_RULE_EXPRESSIONS,
-    NFTA_RULE_HANDLE,
     NFTA_VERDICT_CHAIN,
     NFTA_VERDICT_CODE,
     NFTA_XT_INFO,
@@ -92,7 +93,9 @@ from cni_bridge_py.firewall.nft_uapi import (
     NLM_F_EXCL,
     NLM_F_REQUEST,
     NLMSG_ERROR,
+    NLMSGERR,
     NLMSGHDR,
+    RECV_BYTES,
 )
 from cni_bridge_py.kernel.rtmsg import attr
 from cni_bridge_py.netaddr import IPNetwork
@@ -108,12 +111,6 @@ SOURCE = {4: 12, 6: 8}
 DESTINATION = {4: 16, 6: 24}
 TABLE = "nat"
 POSTROUTING = "POSTROUTING"
-
-_BE32 = struct.Struct(">I")
-_BE32_SIGNED = struct.Struct(">i")
-_BE64 = struct.Struct(">Q")
-_ERROR = struct.Struct("=i")
-_RECV_BYTES = 1 << 16
 
 
 class Refused(Exception):
@@ -205,14 +202,14 @@ def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
     waiting = set(range(1, len(messages) + 1))
     refusal = 0
     while waiting:
-        data = sock.recv(_RECV_BYTES, socket.MSG_DONTWAIT)
+        data = sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
         offset = 0
         while offset + NLMSGHDR.size <= len(data):
             length, kind, _flags, seq, _pid = NLMSGHDR.unpack_from(data, offset)
             if length < NLMSGHDR.size:
                 raise OSError(errno.EPROTO, "a malformed netlink answer")
             if kind == NLMSG_ERROR:
-                code = -_ERROR.unpack_from(data, offset + NLMSGHDR.size)[0]
+                code = -NLMSGERR.unpack_from(data, offset + NLMSGHDR.size)[0]
                 refusal = refusal or code
                 waiting.discard(seq)
             offset += (length + 3) & ~3
@@ -230,14 +227,11 @@ def _chain(proto: int, name: str) -> tuple[int, int, bytes]:
 
 def _delete_rule(proto: int, chain: str, handle: int | None) -> tuple[int, int, bytes]:
     """One rule by its handle; without a handle, every rule of the chain (a flush)."""
-    body = chain_body(proto, TABLE, NFTA_RULE_CHAIN, chain)
-    if handle is not None:
-        body += attr(NFTA_RULE_HANDLE, _BE64.pack(handle))
-    return NFT_MSG_DELRULE, 0, body
+    return NFT_MSG_DELRULE, 0, rule_body(proto, TABLE, chain, handle)
 
 
 def _rule(proto: int, chain: str, exprs: bytes, flags: int) -> tuple[int, int, bytes]:
-    body = chain_body(proto, TABLE, NFTA_RULE_CHAIN, chain) + _nest(NFTA_RULE_EXPRESSIONS, exprs)
+    body = rule_body(proto, TABLE, chain) + _nest(NFTA_RULE_EXPRESSIONS, exprs)
     # Without NLM_F_APPEND (and no position) the kernel puts the rule at the chain's head.
     return NFT_MSG_NEWRULE, NLM_F_CREATE | flags, body
 
@@ -264,19 +258,19 @@ def _tail(comment: str, verdict: bytes) -> bytes:
 
 def _payload(offset: int, size: int) -> bytes:
     data = (
-        attr(NFTA_PAYLOAD_DREG, _BE32.pack(NFT_REG_1))
-        + attr(NFTA_PAYLOAD_BASE, _BE32.pack(NFT_PAYLOAD_NETWORK_HEADER))
-        + attr(NFTA_PAYLOAD_OFFSET, _BE32.pack(offset))
-        + attr(NFTA_PAYLOAD_LEN, _BE32.pack(size))
+        attr(NFTA_PAYLOAD_DREG, BE32.pack(NFT_REG_1))
+        + attr(NFTA_PAYLOAD_BASE, BE32.pack(NFT_PAYLOAD_NETWORK_HEADER))
+        + attr(NFTA_PAYLOAD_OFFSET, BE32.pack(offset))
+        + attr(NFTA_PAYLOAD_LEN, BE32.pack(size))
     )
     return _expr("payload", data)
 
 
 def _bitwise(mask: bytes) -> bytes:
     data = (
-        attr(NFTA_BITWISE_SREG, _BE32.pack(NFT_REG_1))
-        + attr(NFTA_BITWISE_DREG, _BE32.pack(NFT_REG_1))
-        + attr(NFTA_BITWISE_LEN, _BE32.pack(len(mask)))
+        attr(NFTA_BITWISE_SREG, BE32.pack(NFT_REG_1))
+        + attr(NFTA_BITWISE_DREG, BE32.pack(NFT_REG_1))
+        + attr(NFTA_BITWISE_LEN, BE32.pack(len(mask)))
         + _nest(NFTA_BITWISE_MASK, attr(NFTA_DATA_VALUE, mask))
         + _nest(NFTA_BITWISE_XOR, attr(NFTA_DATA_VALUE, bytes(len(mask))))
     )
@@ -285,8 +279,8 @@ def _bitwise(mask: bytes) -> bytes:
 
 def _cmp(op: int, value: bytes) -> bytes:
     data = (
-        attr(NFTA_CMP_SREG, _BE32.pack(NFT_REG_1))
-        + attr(NFTA_CMP_OP, _BE32.pack(op))
+        attr(NFTA_CMP_SREG, BE32.pack(NFT_REG_1))
+        + attr(NFTA_CMP_OP, BE32.pack(op))
         + _nest(NFTA_CMP_DATA, attr(NFTA_DATA_VALUE, value))
     )
     return _expr("cmp", data)
@@ -294,17 +288,15 @@ def _cmp(op: int, value: bytes) -> bytes:
 
 def _xt(name: str, info: bytes) -> bytes:
     return (
-        attr(NFTA_XT_NAME, _text(name))
-        + attr(NFTA_XT_REV, _BE32.pack(0))
-        + attr(NFTA_XT_INFO, info)
+        attr(NFTA_XT_NAME, _text(name)) + attr(NFTA_XT_REV, BE32.pack(0)) + attr(NFTA_XT_INFO, info)
     )
 
 
 def _verdict(code: int, chain: str = "") -> bytes:
-    verdict = attr(NFTA_VERDICT_CODE, _BE32_SIGNED.pack(code))
+    verdict = attr(NFTA_VERDICT_CODE, BE32_SIGNED.pack(code))
     if chain:
         verdict += attr(NFTA_VERDICT_CHAIN, _text(chain))
-    data = attr(NFTA_IMMEDIATE_DREG, _BE32.pack(NFT_REG_VERDICT)) + _nest(
+    data = attr(NFTA_IMMEDIATE_DREG, BE32.pack(NFT_REG_VERDICT)) + _nest(
         NFTA_IMMEDIATE_DATA, _nest(NFTA_DATA_VERDICT, verdict)
     )
     return _expr("immediate", data)

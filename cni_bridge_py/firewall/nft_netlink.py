@@ -26,13 +26,15 @@ import errno
 import ipaddress
 import os
 import socket
-import struct
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from cni_bridge_py.firewall.nft_transport import in_process_netns
 from cni_bridge_py.firewall.nft_uapi import (
+    BE32,
+    BE32_SIGNED,
+    BE64,
     NETLINK_NETFILTER,
     NFGENMSG,
     NFNETLINK_V0,
@@ -70,7 +72,9 @@ from cni_bridge_py.firewall.nft_uapi import (
     NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
+    NLMSGERR,
     NLMSGHDR,
+    RECV_BYTES,
 )
 from cni_bridge_py.kernel.rtmsg import attr, attributes, each_attribute, first_attribute
 
@@ -81,10 +85,6 @@ VERDICTS = {0: "drop", 1: "accept", -5: "return", -1: "continue"}
 # (offset, length) of an address field in the network header, per family.
 ADDRESS_FIELDS = {4: {(12, 4): "saddr", (16, 4): "daddr"}, 6: {(8, 16): "saddr", (24, 16): "daddr"}}
 
-_BE32 = struct.Struct(">I")
-_BE32_SIGNED = struct.Struct(">i")
-_BE64 = struct.Struct(">Q")
-_RECV_BYTES = 1 << 16
 _ATTEMPTS = 2
 
 # A rule of a listing: its handle and its words (iptables_nft_view.NftRule).
@@ -136,18 +136,15 @@ def _record_dump(where: tuple[int, str, str], messages: list[bytes] | None) -> N
 
 
 def _handle(message: bytes) -> int | None:
-    for kind, start, end in each_attribute(message, NFGENMSG.size, len(message)):
-        if kind == NFTA_RULE_HANDLE and end - start == _BE64.size:
-            return int(_BE64.unpack_from(message, start)[0])
-    return None
+    top = (NFGENMSG.size, len(message))
+    return _be64(message, first_attribute(message, top, NFTA_RULE_HANDLE))
 
 
 def _rule_by_handle(family: int, table: str, chain: str, handle: int) -> bytes | None:
     """The rule's NFT_MSG_NEWRULE body as the kernel has it now; None when it is gone (the
     rule, its chain or its table)."""
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
-    body = chain_body(NFPROTO[family], table, NFTA_RULE_CHAIN, chain)
-    request = message(kind, NLM_F_REQUEST, 1, body + attr(NFTA_RULE_HANDLE, _BE64.pack(handle)))
+    request = message(kind, NLM_F_REQUEST, 1, rule_body(NFPROTO[family], table, chain, handle))
     data = _ask(request, "rule lookup")
     if data is None:
         return None
@@ -163,13 +160,13 @@ def _ask(request: bytes, what: str) -> bytes | None:
     with kept_socket() as sock:
         try:
             sock.send(request)
-            data = sock.recv(_RECV_BYTES)
+            data = sock.recv(RECV_BYTES)
         except OSError as exc:
             raise CannotRead(f"the {what} failed: {exc}") from exc
     _length, answer, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
     if answer != NLMSG_ERROR:
         return data
-    code = -struct.unpack_from("=i", data, NLMSGHDR.size)[0]
+    code = -NLMSGERR.unpack_from(data, NLMSGHDR.size)[0]
     if code == errno.ENOENT:
         return None
     raise CannotRead(f"the kernel refused the {what}: {os.strerror(code)}")
@@ -194,6 +191,13 @@ def chain_body(proto: int, table: str, kind: int, name: str) -> bytes:
     return (
         header + attr(NFTA_CHAIN_TABLE, table.encode() + b"\0") + attr(kind, name.encode() + b"\0")
     )
+
+
+def rule_body(proto: int, table: str, chain: str, handle: int | None = None) -> bytes:
+    """The body of an nf_tables message about the rule of `table` `chain` with `handle`
+    (without one: the chain's rules, for a dump, a flush or a new rule's expressions)."""
+    body = chain_body(proto, table, NFTA_RULE_CHAIN, chain)
+    return body if handle is None else body + attr(NFTA_RULE_HANDLE, BE64.pack(handle))
 
 
 def message(kind: int, flags: int, seq: int, body: bytes) -> bytes:
@@ -222,9 +226,8 @@ def _dump_whole(family: int, table: str, chain: str) -> list[bytes] | None:
 
 def _dump_rules(family: int, table: str, chain: str) -> tuple[list[bytes], bool] | None:
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
-    body = chain_body(NFPROTO[family], table, NFTA_RULE_CHAIN, chain)
     with kept_socket() as sock:
-        return _exchange(sock, kind, body)
+        return _exchange(sock, kind, rule_body(NFPROTO[family], table, chain))
 
 
 @contextlib.contextmanager
@@ -285,7 +288,7 @@ def _receive(sock: socket.socket) -> tuple[list[bytes], bool] | None:
     messages: list[bytes] = []
     interrupted = False
     while True:
-        data = sock.recv(_RECV_BYTES)
+        data = sock.recv(RECV_BYTES)
         if not data:
             raise CannotRead("the rule dump ended without NLMSG_DONE")
         offset = 0
@@ -297,7 +300,7 @@ def _receive(sock: socket.socket) -> tuple[list[bytes], bool] | None:
             if kind == NLMSG_DONE:
                 return messages, interrupted
             if kind == NLMSG_ERROR:
-                code = -struct.unpack_from("=i", data, offset + NLMSGHDR.size)[0]
+                code = -NLMSGERR.unpack_from(data, offset + NLMSGHDR.size)[0]
                 if code == errno.ENOENT:
                     return None
                 raise CannotRead(f"the kernel refused the rule dump: {os.strerror(code)}")
@@ -319,11 +322,11 @@ def parse_rules(messages: list[bytes], family: int) -> list[NftRule]:
     rules: list[NftRule] = []
     for message in messages:
         top = attributes(message, NFGENMSG.size, len(message))
-        handle, exprs = top.get(NFTA_RULE_HANDLE), top.get(NFTA_RULE_EXPRESSIONS)
-        if handle is None or exprs is None or handle[1] - handle[0] != _BE64.size:
+        handle = _be64(message, top.get(NFTA_RULE_HANDLE))
+        exprs = top.get(NFTA_RULE_EXPRESSIONS)
+        if handle is None or exprs is None:
             continue
-        words = _words(message, exprs, family)
-        rules.append((_BE64.unpack_from(message, handle[0])[0], tuple(words)))
+        rules.append((handle, tuple(_words(message, exprs, family))))
     return rules
 
 
@@ -417,9 +420,15 @@ def _text(data: bytes, span: Span | None) -> str:
 
 
 def _be32(data: bytes, span: Span | None) -> int | None:
-    if span is None or span[1] - span[0] != _BE32.size:
+    if span is None or span[1] - span[0] != BE32.size:
         return None
-    return int(_BE32.unpack_from(data, span[0])[0])
+    return int(BE32.unpack_from(data, span[0])[0])
+
+
+def _be64(data: bytes, span: Span | None) -> int | None:
+    if span is None or span[1] - span[0] != BE64.size:
+        return None
+    return int(BE64.unpack_from(data, span[0])[0])
 
 
 def _value(data: bytes, nest: Span | None, kind: int) -> bytes | None:
@@ -475,9 +484,9 @@ def _verdict_words(data: bytes, args: dict[int, Span]) -> list[str]:
         return ["immediate"]
     parts = attributes(data, *verdict)
     code_at = parts.get(NFTA_VERDICT_CODE)
-    if code_at is None or code_at[1] - code_at[0] != _BE32_SIGNED.size:
+    if code_at is None or code_at[1] - code_at[0] != BE32_SIGNED.size:
         return ["immediate"]
-    code = _BE32_SIGNED.unpack_from(data, code_at[0])[0]
+    code = BE32_SIGNED.unpack_from(data, code_at[0])[0]
     chain = _text(data, parts.get(NFTA_VERDICT_CHAIN))
     if code == NFT_JUMP:
         return ["jump", chain]

@@ -80,3 +80,10 @@ NFT_GOTO = -4
 
 NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 NFGENMSG = struct.Struct("=BBH")  # family, version, resource id (big-endian)
+NLMSGERR = struct.Struct("=i")  # an NLMSG_ERROR's first field: 0 or -errno
+# nf_tables' attribute values are big-endian: registers, offsets, verdict codes, handles.
+BE32 = struct.Struct(">I")
+BE32_SIGNED = struct.Struct(">i")
+BE64 = struct.Struct(">Q")
+# What one recv of an nfnetlink socket reads: a dump's part, a batch's answers.
+RECV_BYTES = 1 << 16
