@@ -206,8 +206,10 @@ class RestoreIptables:
         for family in sorted({a.version for a in request.addresses}):
             try:
                 own = self._chain(family, request.chain)
-                absent = view.missing(request, family, own, self._known_jumps(family, request))
-                if absent:  # the truth is the whole of POSTROUTING
+                known = self._known_jumps(family, request)
+                # Nothing known, or something missing: only the whole of POSTROUTING can tell.
+                absent = view.missing(request, family, own, known) if known else None
+                if absent is None or absent:
                     absent = view.missing(request, family, own, self._jumps(family, request.chain))
             except CannotTell:
                 absent = rules_missing(self._nat(family), request, family)
