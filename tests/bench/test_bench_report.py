@@ -20,7 +20,7 @@ from tools.bench.report import (
     markdown_table,
     tally,
 )
-from tools.bench.results import Results, Series
+from tools.bench.results import Results, Series, paired_difference
 from tools.bench.runtimes import NOOP
 from tools.bench.scenarios import ERROR_BESIDE_CHECK, Plan, rotate
 from tools.bench.scenarios import FLOOR as INTERPRETER
@@ -359,3 +359,52 @@ def test_check_over_error_takes_the_errors_timed_among_the_checks() -> None:
     results.get(ERROR_BESIDE_CHECK, "agent").seconds.extend([0.0125] * 3)
     row = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)[CHECK_VS_ERROR]
     assert row.cells["agent"] == "1.12 (14.0 ms / 12.5 ms)"
+
+
+def _turns(series: Series, seconds: list[float], turns: list[int]) -> None:
+    series.seconds.extend(seconds)
+    series.turns.extend(turns)
+
+
+def test_the_paired_difference_drops_the_drift_the_turns_share() -> None:
+    # Each turn runs slower than the last (the machine's phase); the plugin adds 10 ms in every
+    # turn. One run of the network variant failed (turn 2): its turn pairs with nothing.
+    drift = [0.300, 0.500, 0.350, 0.700, 0.400]
+    network = Series(
+        seconds=[d + 0.010 for i, d in enumerate(drift) if i != 2],
+        turns=[0, 1, 3, 4],
+    )
+    none = Series(seconds=drift[:], turns=[0, 1, 2, 3, 4])
+    paired = paired_difference(network, none)
+    assert paired is not None
+    assert paired[0] == pytest.approx(0.010) and paired[1] == 4
+    # The difference of the medians is off by the drift the failed run left unbalanced.
+    assert network.median() == pytest.approx(0.460) and none.median() == pytest.approx(0.400)
+
+
+def test_without_turns_there_is_no_pairing() -> None:
+    assert paired_difference(Series(seconds=[0.5]), Series(seconds=[0.4], turns=[0])) is None
+    # Turns that do not cover every sample (an older JSON, a partial record) are not paired.
+    assert paired_difference(Series(seconds=[0.5, 0.6], turns=[0]), Series(seconds=[0.4])) is None
+    # Nothing in common: no pairs.
+    assert paired_difference(Series(seconds=[0.5], turns=[1]), Series([0.4], turns=[0])) is None
+
+
+def test_the_podman_cost_is_paired_when_the_runs_were() -> None:
+    results = _end_to_end(_results())
+    for lane in ("reference", "agent"):
+        for metric in ("podman network", "podman none"):
+            results.get(metric, lane).seconds.clear()
+    # The reference adds 150 ms and ours 60 ms in every turn, over a drift that the medians
+    # of each variant would not cancel (ours' network run of turn 0 failed).
+    drift = [0.300, 0.900, 0.400]
+    _turns(results.get("podman network", "reference"), [d + 0.150 for d in drift], [0, 1, 2])
+    _turns(results.get("podman none", "reference"), drift, [0, 1, 2])
+    _turns(results.get("podman network", "agent"), [d + 0.060 for d in drift[1:]], [1, 2])
+    _turns(results.get("podman none", "agent"), drift, [0, 1, 2])
+    rows = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)
+    cost = rows["podman run --rm, network cost per container (network - none)"]
+    assert cost.raw["cost_s"] == pytest.approx({"reference": 0.150, "agent": 0.060})
+    assert cost.ratios["agent"] == pytest.approx(0.4)
+    assert cost.targets == [("agent", "≤ 0.5", True)]
+    assert cost.cells["agent"] == "60.0 ms (median of 2 paired runs; 710.0 ms - 400.0 ms)"

@@ -121,6 +121,8 @@ def test_the_runtimes_ran_both_sides_and_reached_the_agent(quick_run: dict[str, 
                 series = doc["series"][metric][side]
                 assert series["failed"] == [], (metric, side, series["failed"])
                 assert len(series["seconds"]) == lane_runs(lane, 2), (metric, side)
+                # Each run's turn, for the paired network cost (results.paired_difference).
+                assert series["turns"] == list(range(lane_runs(lane, 2))), (metric, side)
         # Fewer requests than runs would be a problem (test above); the line says how many.
         served = [line for line in doc["info"] if line.startswith(f"{lane}: the agent served")]
         runs = f"for {lane_runs(lane, 2)} networked runs"

@@ -21,7 +21,7 @@ from tools.bench.kernel_floor import DELETE as VETH_DELETE
 from tools.bench.kernel_floor import DIRECT_START
 from tools.bench.kernel_floor import LANE as KERNEL
 from tools.bench.kernel_floor import MIN_PAIRS as MIN_KERNEL_PAIRS
-from tools.bench.results import Results, Series
+from tools.bench.results import Results, Series, paired_difference
 from tools.bench.runtimes import BRIDGE as RUNTIME_BRIDGE
 from tools.bench.runtimes import NOOP, lane_runs, noop_result
 from tools.bench.scenarios import ERROR_BESIDE_CHECK, FLOOR, RSS_CALLS, Plan
@@ -88,13 +88,33 @@ def median(results: Results, metric: str, lane: str) -> float | None:
     return series.median() if series else None
 
 
-def with_and_without(
-    results: Results, with_net: str, without: str, lane: str
-) -> tuple[float, float] | None:
-    """A side's medians with the network and without (their difference: what its plugin
-    adds)."""
-    a, b = median(results, with_net, lane), median(results, without, lane)
-    return (a, b) if a is not None and b is not None else None
+@dataclass(frozen=True)
+class Cost:
+    """What a side's plugin adds to a runtime's run: `seconds`, the median of the turns'
+    differences (results.paired_difference) when the runs were paired, else the difference of
+    the medians; `medians` with the network and without, shown beside it."""
+
+    seconds: float
+    medians: tuple[float, float]
+    pairs: int  # 0: not paired
+
+    def text(self) -> str:
+        a, b = self.medians
+        if not self.pairs:
+            return f"{ms(self.seconds)} ({ms(a)} - {ms(b)})"
+        return f"{ms(self.seconds)} (median of {self.pairs} paired runs; {ms(a)} - {ms(b)})"
+
+
+def network_cost(results: Results, with_net: str, without: str, lane: str) -> Cost | None:
+    a, b = results.find(with_net, lane), results.find(without, lane)
+    a_median = a.median() if a else None
+    b_median = b.median() if b else None
+    if a is None or b is None or a_median is None or b_median is None:
+        return None
+    paired = paired_difference(a, b)
+    if paired is None:
+        return Cost(a_median - b_median, (a_median, b_median), 0)
+    return Cost(paired[0], (a_median, b_median), paired[1])
 
 
 def kernel_floor(results: Results) -> tuple[float | None, float | None]:
@@ -103,8 +123,8 @@ def kernel_floor(results: Results) -> tuple[float | None, float | None]:
 
 
 def podman_cost(results: Results, lane: str) -> float | None:
-    medians = with_and_without(results, "podman network", "podman none", lane)
-    return medians[0] - medians[1] if medians else None
+    cost = network_cost(results, "podman network", "podman none", lane)
+    return cost.seconds if cost else None
 
 
 def ours_podman_floor(results: Results) -> tuple[float | None, tuple[float | None, ...]]:
@@ -234,17 +254,14 @@ class Table:
         return row
 
     def _cost(self, with_net: str, without: str, lane: str) -> tuple[float | None, str]:
-        """A side's median with the network minus its median without, and that as a cell."""
-        medians = with_and_without(self.results, with_net, without, lane)
-        if medians is None:
-            return None, "—"
-        a, b = medians
-        return a - b, f"{ms(a - b)} ({ms(a)} - {ms(b)})"
+        """A side's network cost (network_cost), and that as a cell."""
+        cost = network_cost(self.results, with_net, without, lane)
+        return (None, "—") if cost is None else (cost.seconds, cost.text())
 
     def runtime_cost(
         self, runtime: str, with_net: str, without: str, label: str, metric: str = ""
     ) -> Row:
-        """Median with the network minus median without, per side: what the plugin adds."""
+        """Each side's network cost (network_cost): what its plugin adds."""
         costs: dict[str, float | None] = {}
 
         def cell(lane: str) -> str:
@@ -602,8 +619,13 @@ METHOD = """\
   (vfs, `--root`/`--runroot`, `CONTAINERS_CONF` naming `/etc/cni/net.d` and `/opt/cni/bin`,
   `CONTAINERS_STORAGE_CONF`), the root filesystem `podman import`ed as an image:
   `podman run --rm --network {network} --cgroup-parent /<tmp> --cap-add NET_RAW <image> true`,
-  and the same with `--network none`. The network cost per container is a side's median with
-  the network minus its median with `--network none`. podman runs on a third side too, the
+  and the same with `--network none`. The network cost per container is the median, over the
+  turns of the interleaving, of a side's run with the network minus its run with
+  `--network none` in the same turn (the two medians are shown beside it). Runs of one turn
+  share the machine's phase, so the paired difference keeps the plugin's cost and drops most
+  of the drift: the difference of the two medians of 40 runs moved the target's ratio by
+  0.13-0.29 (bootstrap standard deviation) in six earlier runs, the paired one by 0.05-0.08.
+  ctr's network cost row is paired the same way. podman runs on a third side too, the
   no-op plugin: its `/opt/cni/bin` holds, as `bridge` and `host-local`, a `#!/bin/sh` script
   that reads and discards its stdin, answers ADD with a fixed CNI {cni_version} result (`eth0`
   in the container's netns, {noop_address}), DEL and CHECK with nothing, and makes no kernel

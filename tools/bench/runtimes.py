@@ -259,6 +259,7 @@ def interleave(
             series.calls += 1
             if code == 0:
                 series.seconds.append(seconds)
+                series.turns.append(i)
             else:
                 series.failed.append(f"{v.metric} #{i}: {text}")
 
