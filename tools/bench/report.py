@@ -623,8 +623,8 @@ METHOD = """\
   turns of the interleaving, of a side's run with the network minus its run with
   `--network none` in the same turn (the two medians are shown beside it). Runs of one turn
   share the machine's phase, so the paired difference keeps the plugin's cost and drops most
-  of the drift: the difference of the two medians of 40 runs moved the target's ratio by
-  0.13-0.29 (bootstrap standard deviation) in six earlier runs, the paired one by 0.05-0.08.
+  of the drift: in six earlier runs, the target ratio's bootstrap standard deviation (turns
+  resampled together) was 0.09-0.15 with the difference of the two medians, 0.05-0.08 paired.
   ctr's network cost row is paired the same way. podman runs on a third side too, the
   no-op plugin: its `/opt/cni/bin` holds, as `bridge` and `host-local`, a `#!/bin/sh` script
   that reads and discards its stdin, answers ADD with a fixed CNI {cni_version} result (`eth0`
