@@ -50,6 +50,17 @@ def _owner_texts(container_id: str, ifname: str) -> tuple[str, str]:
     return _owner_line(container_id, ifname), container_id.strip()
 
 
+def _made(directory: str) -> int:
+    """The lstat mode of `directory`, made first when it does not exist: one lstat where the
+    data dir is there already (every request but a network's first), not makedirs' mkdir,
+    EEXIST and stat before it."""
+    try:
+        return os.lstat(directory).st_mode
+    except FileNotFoundError:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        return os.lstat(directory).st_mode
+
+
 class DiskStore:
     def __init__(
         self,
@@ -68,8 +79,7 @@ class DiskStore:
         # a crash's leftover (every writer holds the lock). Not shared between threads.
         self._locked = False
         try:
-            os.makedirs(self.directory, mode=0o755, exist_ok=True)
-            mode = os.lstat(self.directory).st_mode
+            mode = _made(self.directory)
         except OSError as exc:
             raise IOFailure(f"cannot create the IPAM data dir {self.directory}", str(exc)) from exc
         if not stat.S_ISDIR(mode):

@@ -71,6 +71,21 @@ def test_directory_cannot_be_created(tmp_path: Path) -> None:
     assert info.value.code == 5
 
 
+@pytest.mark.parametrize("what", ["a file", "a dangling symlink"])
+def test_a_network_directory_that_is_no_directory_is_refused(tmp_path: Path, what: str) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    if what == "a file":
+        (data_dir / "mynet").write_text("")
+    else:
+        (data_dir / "mynet").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(IOFailure) as info:
+        DiskStore(str(data_dir), "mynet")
+    assert info.value.code == 5
+    assert "not a directory" in info.value.msg
+    assert not (tmp_path / "nowhere").exists()  # nothing was made through the link
+
+
 def test_reserve_writes_host_local_files(store: DiskStore, tmp_path: Path) -> None:
     assert store.reserve("cnih-red", "eth0", ip("10.188.0.2"), 0)
     directory = tmp_path / "mynet"
