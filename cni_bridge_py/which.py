@@ -1,4 +1,5 @@
-"""shutil.which for an executable name on a PATH string, without importing shutil.
+"""shutil.which for an executable name on a PATH string, without importing shutil; and where
+an executable's chain of symlinks ends.
 
 shutil pulls in fnmatch, zlib, bz2 and lzma: ~2 ms of every one-shot ADD for one lookup.
 Same answers as shutil.which(name, path=path_env) on POSIX (tests/unit/test_which.py).
@@ -43,3 +44,19 @@ def _is_executable(path: str) -> bool:
     except (OSError, ValueError):
         return False
     return os.access(path, os.X_OK)
+
+
+def link_target(path: str) -> str:
+    """Where the chain of symlinks at `path` ends (Debian's iptables -> /etc/alternatives/
+    iptables -> xtables-nft-multi): only its name is read, so the directories on the way need
+    not be resolved as realpath does (2 readlinks against ~10 lstats, ~20 us a call)."""
+    for _ in range(_MAX_LINKS):
+        try:
+            target = os.readlink(path)
+        except OSError:  # not a link (EINVAL), or gone: this is where it ends
+            return path
+        path = os.path.join(os.path.dirname(path), target)
+    return path  # a loop: realpath too gives up and answers the path as it stands
+
+
+_MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup

@@ -222,14 +222,16 @@ def _warm_up(background: BackgroundWork) -> Handler:
     """Import what every request needs, once; slow work a request leaves (a DEL's veth
     deletion) goes to `background`; lookups of the IPAM data dirs use a copy that inotify
     keeps current (made in each worker on its first request); configs parsed once are kept
-    (each worker its own)."""
+    (each worker its own), and so is where the host's tools are, until their directories
+    change."""
     from cni_bridge_py.config_memo import ParsedConfigs  # noqa: PLC0415
     from cni_bridge_py.ipam.dirwatch import WatchedDirs  # noqa: PLC0415
     from cni_bridge_py.ipam.disk import watched_entry  # noqa: PLC0415
+    from cni_bridge_py.lookup_memo import KeptLookups  # noqa: PLC0415
     from cni_bridge_py.verbs import system  # noqa: F401, PLC0415 - pyroute2 and the firewall
     from cni_bridge_py.verbs.dispatch import dispatch_with  # noqa: PLC0415
 
-    return dispatch_with(background, WatchedDirs(watched_entry), ParsedConfigs())
+    return dispatch_with(background, WatchedDirs(watched_entry), ParsedConfigs(), KeptLookups())
 
 
 class _Stop(BaseException):

@@ -15,7 +15,7 @@ from typing import Protocol
 from cni_bridge_py.firewall.layout import MasqRequest
 from cni_bridge_py.firewall.nft_transport import Outcome
 from cni_bridge_py.firewall.spoof_layout import SpoofCheck
-from cni_bridge_py.which import which
+from cni_bridge_py.lookups import DIRECT, Lookups
 
 
 class MasqBackend(Protocol):
@@ -52,34 +52,18 @@ class SpoofChecker(Protocol):
         """The expected rules that are not installed (empty when all are)."""
 
 
-def iptables_variant(path_env: str | None) -> str | None:
+def iptables_variant(path_env: str | None, lookups: Lookups = DIRECT) -> str | None:
     """'nft', 'legacy' or None (no iptables on PATH), from where `iptables` really points."""
-    found = which("iptables", path=path_env)
+    found = lookups.which("iptables", path_env)
     if found is None:
         return None
-    if "legacy" in os.path.basename(link_target(found)):
+    if "legacy" in os.path.basename(lookups.link_target(found)):
         return "legacy"
     return "nft"
 
 
-def link_target(path: str) -> str:
-    """Where the chain of symlinks at `path` ends (Debian's iptables -> /etc/alternatives/
-    iptables -> xtables-nft-multi): only its name is read, so the directories on the way need
-    not be resolved as realpath does (2 readlinks against ~10 lstats, ~20 us a call)."""
-    for _ in range(_MAX_LINKS):
-        try:
-            target = os.readlink(path)
-        except OSError:  # not a link (EINVAL), or gone: this is where it ends
-            return path
-        path = os.path.join(os.path.dirname(path), target)
-    return path  # a loop: realpath too gives up and answers the path as it stands
-
-
-_MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup
-
-
-def _iptables(path_env: str | None) -> MasqBackend | None:
-    variant = iptables_variant(path_env)
+def _iptables(path_env: str | None, lookups: Lookups) -> MasqBackend | None:
+    variant = iptables_variant(path_env, lookups)
     if variant == "legacy":
         from cni_bridge_py.firewall.iptables_legacy import LegacyIptables  # noqa: PLC0415
 
@@ -88,7 +72,7 @@ def _iptables(path_env: str | None) -> MasqBackend | None:
         from cni_bridge_py.firewall.iptables_nft_write import NetlinkNat  # noqa: PLC0415
         from cni_bridge_py.firewall.iptables_restore import RestoreIptables  # noqa: PLC0415
 
-        return RestoreIptables(path_env, nft=_libnftables(path_env), netlink=NetlinkNat())
+        return RestoreIptables(path_env, nft=_libnftables(path_env, lookups), netlink=NetlinkNat())
     return None
 
 
@@ -105,13 +89,13 @@ class _LibnftablesOnFirstUse:
         return library.run(commands, json=json, handles=handles)
 
 
-def _libnftables(path_env: str | None) -> _LibnftablesOnFirstUse | None:
+def _libnftables(path_env: str | None, lookups: Lookups) -> _LibnftablesOnFirstUse | None:
     """Where `nft` is here too (the nftables package brings libnftables with it)."""
-    return _LibnftablesOnFirstUse() if which("nft", path=path_env) else None
+    return _LibnftablesOnFirstUse() if lookups.which("nft", path_env) else None
 
 
-def _nftables(path_env: str | None) -> MasqBackend | None:
-    found = which("nft", path=path_env)
+def _nftables(path_env: str | None, lookups: Lookups) -> MasqBackend | None:
+    found = lookups.which("nft", path_env)
     if found is None:
         return None
     from cni_bridge_py.firewall.nft_run import open_nft  # noqa: PLC0415
@@ -120,22 +104,25 @@ def _nftables(path_env: str | None) -> MasqBackend | None:
     return NftablesMasq(open_nft(found))
 
 
-def default_backend(path_env: str | None, preference: str = "") -> MasqBackend | None:
+def default_backend(
+    path_env: str | None, preference: str = "", lookups: Lookups = DIRECT
+) -> MasqBackend | None:
     """The backend for ADD and CHECK. `preference` is the config's ipMasqBackend: "iptables"
     or "nftables" is taken as asked (None if its tool is missing); "" means iptables in the
     variant the host's `iptables` is (nft or legacy), else nftables when only nft exists.
-    Presence of the binaries decides, not a probe that needs CAP_NET_ADMIN (plugins#1280)."""
+    Presence of the binaries decides, not a probe that needs CAP_NET_ADMIN (plugins#1280).
+    `lookups`: an agent's kept answers of where the tools are."""
     if preference == "nftables":
-        return _nftables(path_env)
-    found = _iptables(path_env)
+        return _nftables(path_env, lookups)
+    found = _iptables(path_env, lookups)
     if found is not None or preference == "iptables":
         return found
-    return _nftables(path_env)
+    return _nftables(path_env, lookups)
 
 
-def spoof_checker(path_env: str | None) -> SpoofChecker | None:
+def spoof_checker(path_env: str | None, lookups: Lookups = DIRECT) -> SpoofChecker | None:
     """The macspoofchk implementation (nft, bridge family); None without `nft` on PATH."""
-    found = which("nft", path=path_env)
+    found = lookups.which("nft", path_env)
     if found is None:
         return None
     from cni_bridge_py.firewall.macspoofchk import NftSpoofChecker  # noqa: PLC0415
@@ -144,7 +131,8 @@ def spoof_checker(path_env: str | None) -> SpoofChecker | None:
     return NftSpoofChecker(open_nft(found))
 
 
-def all_backends(path_env: str | None) -> list[MasqBackend]:
+def all_backends(path_env: str | None, lookups: Lookups = DIRECT) -> list[MasqBackend]:
     """Every backend that can run here, for DEL and GC to clean whichever wrote the rules
     (the config's ipMasqBackend may have changed since ADD, or the reference wrote them)."""
-    return [b for b in (_iptables(path_env), _nftables(path_env)) if b is not None]
+    found = (_iptables(path_env, lookups), _nftables(path_env, lookups))
+    return [b for b in found if b is not None]

@@ -21,26 +21,26 @@ instance would hand each event to one process only).
 
 from __future__ import annotations
 
-import ctypes
 import os
-import struct
 import threading
 from collections.abc import Callable, Collection
 
-IN_MODIFY = 0x2
-IN_ATTRIB = 0x4
-IN_CLOSE_WRITE = 0x8
-IN_MOVED_FROM = 0x40
-IN_MOVED_TO = 0x80
-IN_CREATE = 0x100
-IN_DELETE = 0x200
-IN_DELETE_SELF = 0x400
-IN_MOVE_SELF = 0x800
-IN_UNMOUNT = 0x2000
-IN_Q_OVERFLOW = 0x4000
-IN_IGNORED = 0x8000
-IN_ONLYDIR = 0x01000000
-IN_DONT_FOLLOW = 0x02000000
+from cni_bridge_py.kernel import inotify
+from cni_bridge_py.kernel.inotify import (
+    IN_ATTRIB,
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_DONT_FOLLOW,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+)
+
 WATCHED_EVENTS = (
     IN_MODIFY
     | IN_ATTRIB
@@ -54,21 +54,6 @@ WATCHED_EVENTS = (
     | IN_ONLYDIR
     | IN_DONT_FOLLOW
 )
-# The watch no longer describes the directory at that path: read it again.
-_LOST = IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED
-
-# statfs f_type of the filesystems whose changes all happen in this kernel.
-LOCAL_FILESYSTEMS = frozenset(
-    {
-        0xEF53,  # ext2/3/4
-        0x58465342,  # xfs
-        0x9123683E,  # btrfs
-        0x01021994,  # tmpfs
-    }
-)
-
-_EVENT = struct.Struct("=iIII")
-_STATFS_BYTES = 120  # struct statfs on 64-bit Linux; f_type is its first field
 
 # What a directory's file holds, as the store reads it; None: nothing to keep.
 Reader = Callable[[str, str], "str | None"]
@@ -103,8 +88,8 @@ class WatchedDirs:
     def __init__(self, read: Reader) -> None:
         self._read = read
         self._guard = threading.Lock()
-        self._pid = -1
-        self._fd = -1
+        self._inotify = inotify.Inotify()
+        self._instance = 0
         self._by_wd: dict[int, _Directory] = {}
         self._by_identity: dict[Identity, _Directory] = {}
 
@@ -142,18 +127,17 @@ class WatchedDirs:
         return known
 
     def _ready(self) -> bool:
-        if self._pid != os.getpid():  # first use, or a forked child
-            if self._fd >= 0:
-                os.close(self._fd)  # the parent's instance, copied by fork
-            self._pid, self._by_wd, self._by_identity = os.getpid(), {}, {}
-            self._fd = _libc_call("inotify_init1", os.O_NONBLOCK | os.O_CLOEXEC)
-        return self._fd >= 0
+        if not self._inotify.ready():
+            return False
+        if self._instance != self._inotify.instance:  # first use, or a forked child
+            self._instance, self._by_wd, self._by_identity = self._inotify.instance, {}, {}
+        return True
 
     def _watch(self, directory: str, identity: Identity) -> _Directory | None:
-        if _filesystem(directory) not in LOCAL_FILESYSTEMS:
+        if not inotify.local(directory):
             return None
         # The watch first, then the read: a change during the read is an event for later.
-        wd = _libc_call("inotify_add_watch", self._fd, os.fsencode(directory), WATCHED_EVENTS)
+        wd = self._inotify.watch(directory, WATCHED_EVENTS)
         if wd < 0:
             return None
         try:
@@ -175,17 +159,8 @@ class WatchedDirs:
         known.put(name, self._read(directory, name))
 
     def _drain(self) -> None:
-        while True:
-            try:
-                data = os.read(self._fd, 1 << 16)
-            except BlockingIOError:
-                return
-            offset = 0
-            while offset + _EVENT.size <= len(data):
-                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
-                raw = data[offset + _EVENT.size : offset + _EVENT.size + length]
-                offset += _EVENT.size + length
-                self._note(wd, mask, os.fsdecode(raw.rstrip(b"\0")))
+        for wd, mask, name in self._inotify.events():
+            self._note(wd, mask, name)
 
     def _note(self, wd: int, mask: int, name: str) -> None:
         if mask & IN_Q_OVERFLOW:
@@ -195,7 +170,7 @@ class WatchedDirs:
         known = self._by_wd.get(wd)
         if known is None:
             return
-        if mask & _LOST:
+        if mask & inotify.LOST:
             known.lost = True
         elif name:
             known.dirty.add(name)
@@ -204,28 +179,3 @@ class WatchedDirs:
 def _identity(directory: str) -> Identity:
     found = os.stat(directory)
     return found.st_dev, found.st_ino
-
-
-_LIBC: list[ctypes.CDLL] = []
-
-
-def _libc() -> ctypes.CDLL:
-    if not _LIBC:
-        _LIBC.append(ctypes.CDLL(None, use_errno=True))
-    return _LIBC[0]
-
-
-def _libc_call(name: str, *args: object) -> int:
-    """A libc call's result, -1 when it fails or does not exist."""
-    try:
-        result: int = getattr(_libc(), name)(*args)
-    except (AttributeError, OSError):
-        return -1
-    return result
-
-
-def _filesystem(directory: str) -> int:
-    buffer = ctypes.create_string_buffer(_STATFS_BYTES)
-    if _libc_call("statfs", os.fsencode(directory), buffer) != 0:
-        return -1
-    return int(struct.unpack_from("=q", buffer.raw)[0]) & 0xFFFFFFFF

@@ -19,6 +19,7 @@ from cni_bridge_py.verbs import add, check, delete, gc, status
 if TYPE_CHECKING:
     from cni_bridge_py.config_memo import ParsedConfigs
     from cni_bridge_py.ipam.dirwatch import WatchedDirs  # ctypes: the agent's only
+    from cni_bridge_py.lookups import Lookups
 
 # The verbs that print nothing on success (ADD prints its result).
 SILENT: dict[str, Callable[[Request, config.NetConf, Ports], object]] = {
@@ -38,10 +39,11 @@ def dispatch_with(
     background: Background | None,
     watched: WatchedDirs | None = None,
     configs: ParsedConfigs | None = None,
+    lookups: Lookups | None = None,
 ) -> Handler:
     """The dispatch of a resident process (the agent): it can finish slow work after
-    answering, keep a copy of the IPAM data dirs that inotify keeps current, and keep the
-    configs it parsed (config_memo)."""
+    answering, keep a copy of the IPAM data dirs that inotify keeps current, keep the
+    configs it parsed (config_memo), and keep where the host's tools are (lookups)."""
     parse = prepare if configs is None else configs.parse
 
     def run_request(request: Request, notes: Notes) -> str:
@@ -55,7 +57,11 @@ def dispatch_with(
 
             conf = with_lease(conf, request.command)
         return run_logged(
-            request, conf, notes, lambda: system_ports(request, notes, background, watched), started
+            request,
+            conf,
+            notes,
+            lambda: system_ports(request, notes, background, watched, lookups),
+            started,
         )
 
     return run_request

@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 
 from cni_bridge_py.firewall import layout
-from cni_bridge_py.firewall.backend import (
-    all_backends,
-    default_backend,
-    iptables_variant,
-    link_target,
-)
+from cni_bridge_py.firewall.backend import all_backends, default_backend, iptables_variant
 from cni_bridge_py.firewall.layout import NatTable, chain_name, owned_chains, render_gc
+from cni_bridge_py.lookup_memo import KeptLookups
+from cni_bridge_py.lookups import DIRECT, Lookups
+from cni_bridge_py.which import link_target
 
 # --- selection
 
@@ -40,26 +38,52 @@ def make_path(tmp_path: Path, iptables: str | None, nft: bool) -> str:
     return str(bin_dir)
 
 
+@pytest.fixture(params=["direct", "kept"])
+def lookups(request: pytest.FixtureRequest) -> Lookups:
+    """Looked up on each call (one-shot), or kept as an agent keeps them."""
+    return KeptLookups() if request.param == "kept" else DIRECT
+
+
 @pytest.mark.parametrize(
-    ("iptables", "nft", "preference", "expected"),
+    ("tools", "preference", "expected"),
     [
-        ("nft", True, "", "iptables"),
-        ("legacy", True, "", "iptables-legacy"),
-        (None, True, "", "nftables"),
-        (None, False, "", None),
-        ("nft", True, "nftables", "nftables"),
-        ("legacy", True, "nftables", "nftables"),
-        ("nft", False, "nftables", None),
-        ("nft", True, "iptables", "iptables"),
-        ("legacy", False, "iptables", "iptables-legacy"),
-        (None, True, "iptables", None),
+        (("nft", True), "", "iptables"),
+        (("legacy", True), "", "iptables-legacy"),
+        ((None, True), "", "nftables"),
+        ((None, False), "", None),
+        (("nft", True), "nftables", "nftables"),
+        (("legacy", True), "nftables", "nftables"),
+        (("nft", False), "nftables", None),
+        (("nft", True), "iptables", "iptables"),
+        (("legacy", False), "iptables", "iptables-legacy"),
+        ((None, True), "iptables", None),
     ],
 )
 def test_default_backend(
-    tmp_path: Path, iptables: str | None, nft: bool, preference: str, expected: str | None
+    tmp_path: Path,
+    tools: tuple[str | None, bool],
+    preference: str,
+    expected: str | None,
+    lookups: Lookups,
 ) -> None:
-    backend = default_backend(make_path(tmp_path, iptables, nft), preference)
-    assert (backend.name if backend else None) == expected
+    path = make_path(tmp_path, *tools)
+    for _ in range(2):  # the second from what an agent keeps
+        backend = default_backend(path, preference, lookups)
+        assert (backend.name if backend else None) == expected
+
+
+def test_an_agent_picks_again_once_the_tools_change(tmp_path: Path) -> None:
+    path, lookups = make_path(tmp_path, "legacy", False), KeptLookups()
+    assert [b.name for b in all_backends(path, lookups)] == ["iptables-legacy"]
+    bin_dir = Path(path)
+    (bin_dir / "xtables-nft-multi").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "xtables-nft-multi").chmod(0o755)
+    (bin_dir / "iptables").unlink()
+    (bin_dir / "iptables").symlink_to("xtables-nft-multi")
+    assert [b.name for b in all_backends(path, lookups)] == ["iptables"]
+    (bin_dir / "nft").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "nft").chmod(0o755)
+    assert [b.name for b in all_backends(path, lookups)] == ["iptables", "nftables"]
 
 
 @pytest.mark.parametrize(
@@ -72,8 +96,12 @@ def test_default_backend(
         (None, False, []),
     ],
 )
-def test_all_backends(tmp_path: Path, iptables: str | None, nft: bool, expected: list[str]) -> None:
-    assert [b.name for b in all_backends(make_path(tmp_path, iptables, nft))] == expected
+def test_all_backends(
+    tmp_path: Path, iptables: str | None, nft: bool, expected: list[str], lookups: Lookups
+) -> None:
+    path = make_path(tmp_path, iptables, nft)
+    for _ in range(2):
+        assert [b.name for b in all_backends(path, lookups)] == expected
 
 
 def test_variant_follows_symlinks(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cni_bridge_py.ipam import dirwatch
 from cni_bridge_py.ipam.dirwatch import WatchedDirs
 from cni_bridge_py.ipam.disk import LAST_RESERVED_PREFIX, TEMP_PREFIX, DiskStore, watched_entry
+from cni_bridge_py.kernel import inotify
 
 
 def read_directly(directory: Path) -> dict[str, str]:
@@ -76,9 +76,9 @@ def test_a_lost_event_queue_reads_every_directory_again(
 ) -> None:
     assert watched.files(str(directory)) == {}
     (directory / "10.0.0.2").write_text("c1")
-    os.read(watched._fd, 1 << 16)  # the events are gone unread: the copy is stale...
+    os.read(watched._inotify._fd, 1 << 16)  # the events are gone unread: the copy is stale...
     assert watched.files(str(directory)) == {}
-    watched._note(-1, dirwatch.IN_Q_OVERFLOW, "")  # ...unless the kernel says it dropped some
+    watched._note(-1, inotify.IN_Q_OVERFLOW, "")  # ...unless the kernel says it dropped some
     assert watched.files(str(directory)) == {"10.0.0.2": "c1"}
 
 
@@ -86,14 +86,14 @@ def test_an_overflow_marks_every_directory_lost(directory: Path, watched: Watche
     other = directory.parent / "other"
     other.mkdir()
     watched.files(str(directory)), watched.files(str(other))
-    watched._note(-1, dirwatch.IN_Q_OVERFLOW, "")
+    watched._note(-1, inotify.IN_Q_OVERFLOW, "")
     assert all(known.lost for known in watched._by_identity.values())
 
 
 def test_a_filesystem_that_changes_elsewhere_is_not_watched(
     directory: Path, watched: WatchedDirs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dirwatch, "_filesystem", lambda _path: 0x6969)  # NFS
+    monkeypatch.setattr(inotify, "filesystem", lambda _path: 0x6969)  # NFS
     assert watched.files(str(directory)) is None
     store = DiskStore(str(directory), "n", watched=watched)
     assert store.reserve("c1", "eth0", ipaddress.ip_address("10.0.0.2"), 0)
@@ -103,25 +103,26 @@ def test_a_filesystem_that_changes_elsewhere_is_not_watched(
 def test_without_inotify_the_store_reads_the_directory(
     directory: Path, watched: WatchedDirs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dirwatch, "_libc_call", lambda *_args: -1)
+    monkeypatch.setattr(inotify, "libc_call", lambda *_args: -1)
     assert watched.files(str(directory)) is None
 
 
 def test_a_forked_child_watches_for_itself(directory: Path, watched: WatchedDirs) -> None:
     assert watched.files(str(directory)) == {}
-    parent_fd = watched._fd
+    parent_fd = watched._inotify._fd
     pid = os.fork()
     if pid == 0:  # the child: its own instance, then changes the parent must see
         code = 1
         try:
             (directory / "10.0.0.7").write_text("child")
             seen = watched.files(str(directory))
-            code = 0 if seen == {"10.0.0.7": "child"} and watched._pid == os.getpid() else 2
+            own = watched._inotify._pid == os.getpid()
+            code = 0 if seen == {"10.0.0.7": "child"} and own else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert watched._fd == parent_fd
+    assert watched._inotify._fd == parent_fd
     assert watched.files(str(directory)) == {"10.0.0.7": "child"}
 
 
