@@ -20,7 +20,7 @@ from tools.bench.report import (
     markdown_table,
     tally,
 )
-from tools.bench.results import Results, Series, paired_difference
+from tools.bench.results import Results, Series, paired_difference, paired_ratio
 from tools.bench.runtimes import NOOP
 from tools.bench.scenarios import ERROR_BESIDE_CHECK, Plan, rotate
 from tools.bench.scenarios import FLOOR as INTERPRETER
@@ -359,6 +359,32 @@ def test_check_over_error_takes_the_errors_timed_among_the_checks() -> None:
     results.get(ERROR_BESIDE_CHECK, "agent").seconds.extend([0.0125] * 3)
     row = _rows(results, Plan(calls=3, concurrency=(), scale=(0,)), ALL_OK)[CHECK_VS_ERROR]
     assert row.cells["agent"] == "1.12 (14.0 ms / 12.5 ms)"
+
+
+def test_check_over_error_per_turn_drops_the_drift_the_turns_share() -> None:
+    # The machine's phase moves both calls of a turn; each CHECK costs 8 % above its error.
+    results = _results()
+    errors = [0.010, 0.016, 0.011, 0.015, 0.0105]
+    _turns(results.get(ERROR_BESIDE_CHECK, "agent"), errors, [0, 1, 2, 3, 4])
+    _turns(results.get("CHECK", "agent"), [e * 1.08 for e in errors], [0, 1, 2, 3, 4])
+    row = _rows(results, Plan(calls=5, concurrency=(), scale=(0,)), ALL_OK)[CHECK_VS_ERROR]
+    assert row.raw["check_over_error_per_turn"] == pytest.approx({"agent": 1.08})
+    assert row.raw["check_over_error"]["agent"] == pytest.approx(1.08)
+    assert row.cells["agent"] == "1.08 (11.9 ms / 11.0 ms); per turn 1.080 (median of 5 pairs)"
+    # A failed CHECK (turn 1) pairs with nothing: the paired figure stays, the medians' moves.
+    del results.get("CHECK", "agent").seconds[1], results.get("CHECK", "agent").turns[1]
+    row = _rows(results, Plan(calls=5, concurrency=(), scale=(0,)), ALL_OK)[CHECK_VS_ERROR]
+    assert row.raw["check_over_error_per_turn"] == pytest.approx({"agent": 1.08})
+    assert row.raw["check_over_error"]["agent"] != pytest.approx(1.08, abs=0.01)
+    assert "median of 4 pairs" in row.cells["agent"]
+
+
+def test_the_paired_ratio_needs_every_turn() -> None:
+    assert paired_ratio(Series(seconds=[0.5]), Series(seconds=[0.4], turns=[0])) is None
+    assert paired_ratio(Series([0.5], turns=[3]), Series([0.4], turns=[0])) is None
+    found = paired_ratio(Series([0.6, 0.3], turns=[0, 1]), Series([0.4, 0.2], turns=[0, 1]))
+    assert found is not None
+    assert found[0] == pytest.approx(1.5) and found[1] == 2
 
 
 def _turns(series: Series, seconds: list[float], turns: list[int]) -> None:

@@ -84,6 +84,11 @@ def test_every_call_succeeded_and_nothing_is_left(quick_run: dict[str, object]) 
             assert series["seconds"], (metric, lane)
     for lane in lanes:
         assert doc["series"]["RSS ADD"][lane]["rss_kb"], lane
+        # Each CHECK's turn, and each error timed beside one (results.paired_ratio).
+        calls = len(doc["series"]["CHECK"][lane]["seconds"])
+        assert doc["series"]["CHECK"][lane]["turns"] == list(range(calls)), lane
+        if lane != "reference":
+            assert doc["series"]["error beside CHECK"][lane]["turns"] == list(range(calls)), lane
     # The kernel floor (20 bare netlink calls) and 20 direct starts of the launcher's interpreter.
     for metric in ("veth create", "veth delete", "interpreter, started directly"):
         series = doc["series"][metric]["kernel"]

@@ -149,7 +149,7 @@ def sequential(run: Run) -> None:
             if lane.label != "reference" and i % 2:
                 _error_beside_check(run, lane, i)
             result = lane.call("CHECK", cid(lane, "seq", i), lane.pool.paths[i], lane.stdin(prev))
-            run.results.record("CHECK", lane.label, result, result.code == 0, f"CHECK #{i}")
+            run.results.record("CHECK", lane.label, result, result.code == 0, f"CHECK #{i}", turn=i)
             if lane.label != "reference" and not i % 2:
                 _error_beside_check(run, lane, i)
     for i in range(n):
@@ -166,7 +166,7 @@ ERROR_BESIDE_CHECK = "error beside CHECK"
 
 def _error_beside_check(run: Run, lane: Lane, i: int) -> None:
     result = lane.call("ADD", cid(lane, "cerr", i), lane.pool.paths[0], MALFORMED)
-    run.results.record(ERROR_BESIDE_CHECK, lane.label, result, _refused(result), f"#{i}")
+    run.results.record(ERROR_BESIDE_CHECK, lane.label, result, _refused(result), f"#{i}", turn=i)
 
 
 def peak_rss(run: Run) -> None:
