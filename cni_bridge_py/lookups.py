@@ -14,7 +14,7 @@ from collections import deque
 from stat import S_ISLNK
 from typing import Protocol
 
-from cni_bridge_py.which import link_target, which
+from cni_bridge_py.which import candidates, is_executable, link_target, which
 
 _MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup
 
@@ -46,17 +46,12 @@ def which_dirs(name: str, path: str) -> set[str] | None:
     if os.path.dirname(name):
         return resolution_dirs(name)  # a path: which looks only there
     found: set[str] = set()
-    seen: set[str] = set()
-    for directory in path.split(os.pathsep):
-        if directory in seen:
-            continue
-        seen.add(directory)
-        candidate = os.path.join(directory, name)
+    for candidate in candidates(name, path):
         read = resolution_dirs(candidate)
         if read is None:
             return None
         found |= read
-        if which(name, path=directory) is not None:
+        if is_executable(candidate):
             break
     return found
 

@@ -8,13 +8,14 @@ Same answers as shutil.which(name, path=path_env) on POSIX (tests/unit/test_whic
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from stat import S_ISDIR
 
 
 def which(name: str, path: str | None = None) -> str | None:
     """The first executable `name` on `path` (the process's PATH when None), or None."""
     if os.path.dirname(name):
-        return name if _is_executable(name) else None
+        return name if is_executable(name) else None
     if path is None:
         path = os.environ.get("PATH")
         if path is None:
@@ -25,18 +26,19 @@ def which(name: str, path: str | None = None) -> str | None:
             path = path or os.defpath
     if not path:
         return None
+    return next((c for c in candidates(name, path) if is_executable(c)), None)
+
+
+def candidates(name: str, path: str) -> Iterator[str]:
+    """`name` in each directory of `path`, in order, each directory once: where which looks."""
     seen: set[str] = set()
     for directory in path.split(os.pathsep):
-        if directory in seen:
-            continue
-        seen.add(directory)
-        candidate = os.path.join(directory, name)
-        if _is_executable(candidate):
-            return candidate
-    return None
+        if directory not in seen:
+            seen.add(directory)
+            yield os.path.join(directory, name)
 
 
-def _is_executable(path: str) -> bool:
+def is_executable(path: str) -> bool:
     # One stat for what shutil.which asks in two (exists, then isdir).
     try:
         if S_ISDIR(os.stat(path).st_mode):
