@@ -14,9 +14,7 @@ from collections import deque
 from stat import S_ISLNK
 from typing import Protocol
 
-from cni_bridge_py.which import candidates, is_executable, link_target, which
-
-_MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup
+from cni_bridge_py.which import MAX_LINKS, candidates, is_executable, link_target, which
 
 
 class Lookups(Protocol):
@@ -83,7 +81,7 @@ def resolution_dirs(path: str) -> set[str] | None:
             return None
         if S_ISLNK(mode):
             links += 1
-            if links > _MAX_LINKS:
+            if links > MAX_LINKS:
                 return None
             try:
                 target = os.readlink(candidate)

@@ -52,7 +52,7 @@ def link_target(path: str) -> str:
     """Where the chain of symlinks at `path` ends (Debian's iptables -> /etc/alternatives/
     iptables -> xtables-nft-multi): only its name is read, so the directories on the way need
     not be resolved as realpath does (2 readlinks against ~10 lstats, ~20 us a call)."""
-    for _ in range(_MAX_LINKS):
+    for _ in range(MAX_LINKS):
         try:
             target = os.readlink(path)
         except OSError:  # not a link (EINVAL), or gone: this is where it ends
@@ -61,4 +61,4 @@ def link_target(path: str) -> str:
     return path  # a loop: realpath too gives up and answers the path as it stands
 
 
-_MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup
+MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup
