@@ -223,14 +223,16 @@ def _warm_up(background: BackgroundWork) -> Handler:
     deletion) goes to `background`; lookups of the IPAM data dirs use a copy that inotify
     keeps current (made in each worker on its first request); configs parsed once are kept
     (each worker its own), and so is where the host's tools are, until their directories
-    change."""
+    change; the workers share one ledger of the nf_tables rules they wrote."""
     from cni_bridge_py.config_memo import ParsedConfigs  # noqa: PLC0415
+    from cni_bridge_py.firewall.nft_netlink import share_ledger  # noqa: PLC0415
     from cni_bridge_py.ipam.dirwatch import WatchedDirs  # noqa: PLC0415
     from cni_bridge_py.ipam.disk import watched_entry  # noqa: PLC0415
     from cni_bridge_py.lookup_memo import KeptLookups  # noqa: PLC0415
     from cni_bridge_py.verbs import system  # noqa: F401, PLC0415 - pyroute2 and the firewall
     from cni_bridge_py.verbs.dispatch import dispatch_with  # noqa: PLC0415
 
+    share_ledger()  # the workers write one namespace's rules: one ledger of what they wrote
     return dispatch_with(background, WatchedDirs(watched_entry), ParsedConfigs(), KeptLookups())
 
 

@@ -15,10 +15,15 @@ expects (no chain yet; the nat table and POSTROUTING there). Anything else (the 
 no nat table yet on a fresh host, no nf_tables at all) aborts the whole transaction, nothing
 of it applied, and `write_fresh_setup` answers False: the caller then runs iptables-restore,
 which makes the table or reads the state.
+
+The batch asks for the generation its commit made, so the ledger (nft_ledger) knows what we
+wrote for as long as nobody else commits: a CHECK of those rules then reads nothing but the
+kernel's generation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -27,15 +32,20 @@ import struct
 from collections.abc import Collection
 
 from cni_bridge_py.firewall.layout import MULTICAST, MasqRequest
+from cni_bridge_py.firewall.nft_ledger import rules_key
 from cni_bridge_py.firewall.nft_netlink import (
+    NEWGEN,
     CannotRead,
     chain_body,
+    generation_of,
     jumps_to,
+    kept_ledger,
     kept_socket,
     known_jumps,
     message,
     rule_body,
     rules_of,
+    still_written,
 )
 from cni_bridge_py.firewall.nft_uapi import (
     AF_UNSPEC,
@@ -90,6 +100,7 @@ from cni_bridge_py.firewall.nft_uapi import (
     NLM_F_ACK,
     NLM_F_APPEND,
     NLM_F_CREATE,
+    NLM_F_ECHO,
     NLM_F_EXCL,
     NLM_F_REQUEST,
     NLMSG_ERROR,
@@ -127,7 +138,7 @@ def write_fresh_setup(request: MasqRequest, family: int) -> bool:
     state was not the fresh one, or nf_tables cannot be reached here)."""
     if len(request.comment.encode()) >= XT_MAX_COMMENT_LEN:
         return False  # iptables-restore says why it cannot be written
-    return _committed(fresh_setup_messages(request, family))
+    return _committed(fresh_setup_messages(request, family), wrote=rules_key(request, family))
 
 
 def write_teardown(family: int, chain: str, jumps: Collection[int], whole: bool) -> bool:
@@ -136,18 +147,26 @@ def write_teardown(family: int, chain: str, jumps: Collection[int], whole: bool)
     rule went away since it was read, or (for the chain) while another rule still jumps to
     it: then nothing of it is applied and the caller reads again."""
     messages = teardown_messages(family, chain, jumps, whole)
-    return not messages or _committed(messages)
+    return not messages or _committed(messages, removed=chain)
 
 
-def _committed(messages: list[tuple[int, int, bytes]]) -> bool:
-    """Whether the batch committed. A refusal leaves the kept socket as it found it (every
-    answer read), so only a failed exchange gives it up (kept_socket)."""
+def _committed(
+    messages: list[tuple[int, int, bytes]], *, wrote: bytes = b"", removed: str = ""
+) -> bool:
+    """Whether the batch committed; on the kept socket, its ledger enters what it did (the
+    commit and its entry under the ledger's lock, so the ledger sees commits in the kernel's
+    order). A refusal leaves the kept socket as it found it (every answer read), so only a
+    failed exchange gives it up (kept_socket)."""
     try:
         with kept_socket() as sock:
-            try:
-                commit(sock, messages)
-            except Refused:
-                return False
+            ledger = kept_ledger(sock)
+            with ledger.locked() if ledger is not None else contextlib.nullcontext():
+                try:
+                    generation = commit(sock, messages)
+                except Refused:
+                    return False
+                if ledger is not None:
+                    ledger.committed(generation, wrote=wrote, removed=removed)
     except (CannotRead, OSError):
         return False
     return True
@@ -187,22 +206,33 @@ def fresh_setup_messages(request: MasqRequest, family: int) -> list[tuple[int, i
     return messages
 
 
-def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
-    """Send `messages` as one batch and read every acknowledgement: nfnetlink runs the whole
-    batch inside the send, so each answer is queued by the time send returns. Raises Refused
-    (the transaction was aborted, nothing of it applied, every answer read), or OSError when
-    the exchange itself failed (what is left on the socket is then unknown)."""
+def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> int | None:
+    """Send `messages` as one batch, read every answer, and return the generation the commit
+    made (its echo; None if the kernel did not say). nfnetlink runs the whole batch inside
+    the send, so every answer is queued by the time send returns, and the socket is read
+    until it is empty. Raises Refused (the transaction was aborted, nothing of it applied,
+    every answer read), or OSError when the exchange itself failed (what is left on the
+    socket is then unknown)."""
     subsystem = NFGENMSG.pack(AF_UNSPEC, NFNETLINK_V0, socket.htons(NFNL_SUBSYS_NFTABLES))
     parts = [message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, subsystem)]
     for seq, (kind, flags, body) in enumerate(messages, start=1):
         nft_kind = (NFNL_SUBSYS_NFTABLES << 8) | kind
-        parts.append(message(nft_kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, body))
+        # A commit echoes the generation it made when the batch's first message asks for an
+        # echo (that message's own notification comes back too, and is read past).
+        echo = NLM_F_ECHO if seq == 1 else 0
+        parts.append(message(nft_kind, NLM_F_REQUEST | NLM_F_ACK | flags | echo, seq, body))
     parts.append(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, len(messages) + 1, subsystem))
     sock.send(b"".join(parts))
     waiting = set(range(1, len(messages) + 1))
     refusal = 0
-    while waiting:
-        data = sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+    generation = None
+    while True:
+        try:
+            data = sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            if waiting:
+                raise
+            break
         offset = 0
         while offset + NLMSGHDR.size <= len(data):
             length, kind, _flags, seq, _pid = NLMSGHDR.unpack_from(data, offset)
@@ -212,9 +242,12 @@ def commit(sock: socket.socket, messages: list[tuple[int, int, bytes]]) -> None:
                 code = -NLMSGERR.unpack_from(data, offset + NLMSGHDR.size)[0]
                 refusal = refusal or code
                 waiting.discard(seq)
+            elif kind == NEWGEN:
+                generation = generation_of(data, offset)
             offset += (length + 3) & ~3
     if refusal:
         raise Refused(refusal)
+    return generation
 
 
 def _chain(proto: int, name: str) -> tuple[int, int, bytes]:
@@ -323,5 +356,6 @@ class NetlinkNat:
     rules = staticmethod(rules_of)
     jumps = staticmethod(jumps_to)
     known_jumps = staticmethod(known_jumps)
+    unchanged = staticmethod(still_written)
     write_fresh_setup = staticmethod(write_fresh_setup)
     write_teardown = staticmethod(write_teardown)

@@ -15,11 +15,12 @@ under our lock so that two such read-then-writes never interleave.
 DEL and CHECK read the container's chain and POSTROUTING's jumps to it from the kernel's rule
 dump (nft_netlink; libnftables where that cannot tell). DEL deletes what it read by handle in
 one transaction, which the kernel refuses if the state changed since (then the iptables-restore
-path runs); CHECK compares. An iptables-restore process costs ~3 ms of an ADD here, more under
-concurrency, and ~13 ms on a DEL, whose socket's close waits for the kernel to free the deleted
-rules. Without netlink or libnftables, DEL writes blind as ADD does
-(layout.render_known_teardown) and CHECK reads iptables-save. GC always reads iptables-save:
-it needs the rules' comments, which nft does not print.
+path runs); CHECK compares, unless this process wrote the rules itself and the kernel's ruleset
+generation shows that nobody has committed since (nft_ledger). An iptables-restore process
+costs ~3 ms of an ADD here, more under concurrency, and ~13 ms on a DEL, whose socket's close
+waits for the kernel to free the deleted rules. Without netlink or libnftables, DEL writes
+blind as ADD does (layout.render_known_teardown) and CHECK reads iptables-save. GC always
+reads iptables-save: it needs the rules' comments, which nft does not print.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ class NatNetlink(Protocol):
     def jumps(self, family: int, chain: str, target: str) -> list[view.NftRule] | None: ...
 
     def known_jumps(self, family: int, chain: str, target: str) -> list[view.NftRule]: ...
+
+    def unchanged(self, request: MasqRequest, family: int) -> bool:
+        """Whether the process's own transaction wrote these rules and nobody has committed
+        since (False when that cannot be told)."""
+        ...
 
     def write_fresh_setup(self, request: MasqRequest, family: int) -> bool: ...
 
@@ -204,6 +210,8 @@ class RestoreIptables:
     def missing(self, request: MasqRequest) -> list[str]:
         out: list[str] = []
         for family in sorted({a.version for a in request.addresses}):
+            if self._unchanged(request, family):
+                continue
             try:
                 own = self._chain(family, request.chain)
                 known = self._known_jumps(family, request)
@@ -215,6 +223,10 @@ class RestoreIptables:
                 absent = rules_missing(self._nat(family), request, family)
             out += absent
         return out
+
+    def _unchanged(self, request: MasqRequest, family: int) -> bool:
+        """The rules are as our own transaction wrote them: nothing to read."""
+        return self.netlink is not None and self.netlink.unchanged(request, family)
 
     def _known_jumps(self, family: int, request: MasqRequest) -> list[view.NftRule]:
         """Some of POSTROUTING's jumps to the chain, quickly (NatNetlink.known_jumps): when

@@ -12,7 +12,9 @@ that, and the bytes of a rule that does not name our chain are skipped without b
 A rule becomes the words iptables_nft_view reads from libnftables' JSON (`ip saddr 10.0.0.2
 counter jump CNI-x`), so both readers feed one matching; tests/integration compares them on
 the same kernel state. A CHECK first reads again, by handle, the jumps the process's last
-dump of POSTROUTING showed (known_jumps), and dumps only when they are not all there.
+dump of POSTROUTING showed (known_jumps), and dumps only when they are not all there; before
+that, when our own transaction wrote the rules and nobody has committed since (nft_ledger,
+confirmed by the kernel's generation), it reads nothing else.
 
 Anything unusual (an error other than "no such table or chain", a dump the kernel marks
 interrupted twice) raises CannotRead, and the caller falls back to reading the chain through
@@ -30,8 +32,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from cni_bridge_py.firewall.layout import MasqRequest
+from cni_bridge_py.firewall.nft_ledger import Ledger, SharedLedger, rules_key
 from cni_bridge_py.firewall.nft_transport import in_process_netns
 from cni_bridge_py.firewall.nft_uapi import (
+    AF_UNSPEC,
     BE32,
     BE32_SIGNED,
     BE64,
@@ -45,7 +50,9 @@ from cni_bridge_py.firewall.nft_uapi import (
     NFT_GOTO,
     NFT_JUMP,
     NFT_MSG_GETCHAIN,
+    NFT_MSG_GETGEN,
     NFT_MSG_GETRULE,
+    NFT_MSG_NEWGEN,
     NFT_MSG_NEWRULE,
     NFT_PAYLOAD_NETWORK_HEADER,
     NFTA_BITWISE_MASK,
@@ -57,6 +64,7 @@ from cni_bridge_py.firewall.nft_uapi import (
     NFTA_DATA_VERDICT,
     NFTA_EXPR_DATA,
     NFTA_EXPR_NAME,
+    NFTA_GEN_ID,
     NFTA_IMMEDIATE_DATA,
     NFTA_PAYLOAD_BASE,
     NFTA_PAYLOAD_LEN,
@@ -272,6 +280,81 @@ def _kept_socket() -> socket.socket:
     if not _KEPT:
         _KEPT.append((os.getpid(), _open()))
     return _KEPT[0][1]
+
+
+def kept_ledger(sock: socket.socket) -> Ledger | None:
+    """The ledger of the transactions on `sock` when it is the process's kept socket (the
+    caller is in its kept_socket context); None for a socket of another namespace."""
+    kept = _KEPT[0] if _KEPT else None
+    return _ledger() if kept is not None and kept[1] is sock else None
+
+
+def share_ledger() -> None:
+    """One ledger for this process and the processes it forks from now on (the agent's
+    workers, which write the same namespace's rules); without shared memory, each keeps
+    its own."""
+    with contextlib.suppress(OSError):
+        _SHARED[:] = [SharedLedger()]
+
+
+# The ledger of the process's own namespace (nft_ledger), (pid, ledger): a forked child
+# starts an empty one, so what its parent wrote is read, not assumed; unless a shared one
+# was made before the fork (share_ledger).
+_LEDGER: list[tuple[int, Ledger]] = []
+_SHARED: list[Ledger] = []
+
+
+def _ledger() -> Ledger:
+    if _SHARED:
+        return _SHARED[0]
+    if not _LEDGER or _LEDGER[0][0] != os.getpid():
+        _LEDGER[:] = [(os.getpid(), Ledger())]
+    return _LEDGER[0][1]
+
+
+def still_written(request: MasqRequest, family: int) -> bool:
+    """Whether the kernel holds `request`'s rules of `family` as our own transaction wrote
+    them, nobody having committed since (nft_ledger): then CHECK need not read them. False
+    whenever that cannot be told, and the caller reads."""
+    if not in_process_netns():
+        return False  # the ledger is of the process's own namespace
+    rules = rules_key(request, family)
+    with _KEPT_GUARD:
+        ledger = _ledger()
+        with ledger.locked():
+            if not ledger.knows(rules):
+                return False  # no generation to ask for
+            try:
+                sock = _kept_socket()
+                generation = _generation(sock)
+            except (OSError, CannotRead):
+                if _KEPT:
+                    _KEPT.pop()[1].close()
+                return False
+            return ledger.holds(generation, rules)
+
+
+def _generation(sock: socket.socket) -> int:
+    """The ruleset's generation in the socket's namespace (NFT_MSG_GETGEN)."""
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
+    sock.send(message(kind, NLM_F_REQUEST, 1, NFGENMSG.pack(AF_UNSPEC, NFNETLINK_V0, 0)))
+    data = sock.recv(RECV_BYTES)
+    _length, answer, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
+    found = generation_of(data, 0) if answer == NEWGEN else None
+    if found is None:
+        raise CannotRead(f"an unexpected answer to a generation lookup (type {answer:#x})")
+    return found
+
+
+# The message that says a generation: the answer to NFT_MSG_GETGEN, and a commit's echo.
+NEWGEN = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN
+
+
+def generation_of(data: bytes, offset: int) -> int | None:
+    """The generation ID of the NFT_MSG_NEWGEN message at `offset` of `data`."""
+    length = NLMSGHDR.unpack_from(data, offset)[0]
+    top = (offset + NLMSGHDR.size + NFGENMSG.size, offset + length)
+    return _be32(data, first_attribute(data, top, NFTA_GEN_ID))
 
 
 def _exchange(sock: socket.socket, kind: int, body: bytes) -> tuple[list[bytes], bool] | None:

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from cni_bridge_py.agent.protocol import VERSION, decode_reply, read_frame
+from cni_bridge_py.firewall.layout import chain_name, masq_comment
 from tests.support.agent import SOCKET_ACTIVATE, Agent
 from tests.support.netns import Namespace, NamespaceFactory, sh
-from tests.support.plugin import Plugin, reservations
+from tests.support.plugin import Outcome, Plugin, reservations
 from tests.support.preconditions import require_root
 
 
@@ -116,6 +117,40 @@ def test_twenty_concurrent_adds_through_the_agent(
         list(pool.map(delete, range(20)))
     assert plugin.host.links("veth") == [] and plugin.host.nat_rules() == []
     assert reservations(data_dir, netconf["name"]) == {}
+
+
+def test_check_through_two_workers_sees_rules_changed_since_their_add(
+    plugin: Plugin, namespaces: NamespaceFactory, netconf: dict[str, Any], tmp_path: Path
+) -> None:
+    """Workers take the rules they wrote as written until anyone else commits (nft_ledger,
+    shared by the workers): a rule deleted by hand after the ADDs is missing for CHECK, and
+    found again once put back, whichever worker made the ADD or answers the CHECK."""
+    with Agent(plugin.host, plugin.executable, tmp_path, workers=2) as agent:
+        env = agent.env()
+        spaces = [namespaces.new(f"w{i}") for i in range(4)]
+        checks = []
+        for i, ns in enumerate(spaces):
+            added = plugin.run("ADD", netconf, container_id=f"w{i}", netns=ns.path, extra_env=env)
+            checks.append({**netconf, "prevResult": added.ok().json})
+
+        def check(i: int) -> Outcome:
+            return plugin.run(
+                "CHECK", checks[i], container_id=f"w{i}", netns=spaces[i].path, extra_env=env
+            )
+
+        def failing() -> list[int]:
+            # Each twice: both workers answer some.
+            return [i for i in [*range(4), *range(4)] if check(i).code != 0]
+
+        assert failing() == []
+        chain, comment = chain_name(netconf["name"], "w2"), masq_comment(netconf["name"], "w2")
+        masquerade = ["!", "-d", "224.0.0.0/4", "-m", "comment", "--comment", comment]
+        plugin.host.exec("iptables", "-t", "nat", "-D", chain, *masquerade, "-j", "MASQUERADE")
+        assert failing() == [2, 2]
+        assert "masquerade rule missing" in check(2).cni_error()["msg"]
+        plugin.host.exec("iptables", "-t", "nat", "-A", chain, *masquerade, "-j", "MASQUERADE")
+        assert failing() == []
+        assert len(agent.served()) == 4 + 8 * 3 + 1
 
 
 def test_a_killed_agent_loses_nothing_and_the_front_works_alone(

@@ -487,6 +487,75 @@ def test_a_netlink_write_commits_only_into_the_fresh_state(namespaces: Namespace
     assert fresh.exec("nft", "list", "ruleset").strip() == ""
 
 
+LEDGER = """
+import ipaddress, json, os, subprocess
+from cni_bridge_py.firewall import nft_netlink
+from cni_bridge_py.firewall.iptables_nft_write import write_fresh_setup, write_teardown
+from cni_bridge_py.firewall.layout import MasqRequest
+
+def req(i, address=None):
+    address = address or f"10.9.0.{i}/24"
+    return MasqRequest("testnet", f"c{i}", (ipaddress.ip_interface(address),), "eth0")
+
+def held(*numbers):
+    return [nft_netlink.still_written(req(i), 4) for i in numbers]
+
+def iptables(*args):
+    subprocess.run(["iptables", "-t", "nat", *args], check=True)
+
+seen = {"nothing written": held(1)}
+seen["two written"] = [write_fresh_setup(req(1), 4), write_fresh_setup(req(2), 4), *held(1, 2, 3)]
+seen["other addresses, other family"] = [
+    nft_netlink.still_written(req(1, "10.9.0.7/24"), 4), nft_netlink.still_written(req(1), 6)]
+seen["refused"] = [write_fresh_setup(req(1), 4), *held(1, 2)]
+iptables("-A", "POSTROUTING", "-d", "1.2.3.4/32", "-j", "ACCEPT")
+seen["after another's commit"] = held(1, 2)
+seen["our next write"] = [write_fresh_setup(req(3), 4), *held(1, 2, 3)]
+jumps = [handle for handle, _ in nft_netlink.jumps_to(4, "POSTROUTING", req(3).chain)]
+seen["torn down"] = [write_teardown(4, req(3).chain, jumps, True), *held(3)]
+nft_netlink.share_ledger()
+pid = os.fork()
+if pid == 0:
+    write_fresh_setup(req(5), 4)
+    os._exit(0)
+os.waitpid(pid, 0)
+seen["a forked worker's write"] = held(5)
+chain = req(5).chain
+iptables("-D", chain, "-d", "10.9.0.0/24", "-m", "comment", "--comment",
+         req(5).comment, "-j", "ACCEPT")
+seen["its ACCEPT deleted"] = held(5)
+print(json.dumps(seen))
+"""
+
+
+def test_check_takes_our_own_writes_as_written_only_while_nobody_else_commits(
+    namespaces: NamespaceFactory,
+) -> None:
+    """The ledger of what our transactions wrote, against a real kernel: rules are taken as
+    written only at the generation our last commit made, every commit since the ledger began
+    having been ours (a forked worker's too, with a shared ledger); any other commit, a
+    refusal aside, leaves only what we write next known."""
+    ns = _with_nat_tables(namespaces.new("ledger"))
+    seen = json.loads(ns.exec(sys.executable, "-c", LEDGER))
+    assert seen == {
+        "nothing written": [False],
+        "two written": [True, True, True, True, False],
+        "other addresses, other family": [False, False],
+        "refused": [False, True, True],
+        "after another's commit": [False, False],
+        "our next write": [True, False, False, True],
+        "torn down": [True, False],
+        "a forked worker's write": [True],
+        "its ACCEPT deleted": [False],
+    }
+    # What the ledger took as written is what the kernel holds: c1, c2 and c5 (less its
+    # ACCEPT), as iptables-nft lists them.
+    saved = ns.exec("iptables-save", "-t", "nat")
+    for i in (1, 2, 5):
+        assert f"-A POSTROUTING -s 10.9.0.{i}/32" in saved
+    assert saved.count("-j MASQUERADE") == 3 and saved.count("-j ACCEPT") == 3
+
+
 RULES = """
 import json, sys
 from cni_bridge_py.firewall import iptables_nft_view as view

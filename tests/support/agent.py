@@ -44,8 +44,11 @@ class Agent:
         *,
         activated: bool = False,
         extra_env: dict[str, str] | None = None,
+        workers: int | None = None,
     ) -> None:
         self.activated = activated
+        # Its worker processes (--workers); None: the agent's default, one per CPU.
+        self.workers = workers
         # Added to the agent's environment (CNI_BRIDGE_PY_LOG, ...).
         self.extra_env = extra_env or {}
         self.host = host
@@ -75,8 +78,9 @@ class Agent:
             return self._start_activated()
         argv = self.host.argv(str(self.launcher), "agent")
         with self.log.open("wb") as sink:
+            workers = [] if self.workers is None else ["--workers", str(self.workers)]
             self.proc = subprocess.Popen(
-                [*argv, "--socket", str(self.socket)],
+                [*argv, "--socket", str(self.socket), *workers],
                 stdout=sink,
                 stderr=sink,
                 env={**os.environ, **self.extra_env},

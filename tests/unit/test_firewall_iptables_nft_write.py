@@ -102,10 +102,13 @@ def test_a_comment_iptables_cannot_hold_is_left_to_iptables_restore() -> None:
 
 
 class ScriptedSocket:
-    """A netlink socket whose answers are queued once a batch is sent."""
+    """A netlink socket whose answers are queued once a batch is sent: as the kernel does, a
+    commit (no refusal) asked for an echo answers first with the echoed message and the
+    generation it made."""
 
-    def __init__(self, codes: dict[int, int] | None = None) -> None:
+    def __init__(self, codes: dict[int, int] | None = None, generation: int = 0) -> None:
         self.codes = codes or {}
+        self.generation = generation
         self.sent: list[bytes] = []
         self.queued: list[bytes] = []
 
@@ -114,6 +117,12 @@ class ScriptedSocket:
         offset = 0
         while offset < len(data):
             length, _kind, flags, seq, _ = HEADER.unpack_from(data, offset)
+            if flags & uapi.NLM_F_ECHO and not self.codes and self.generation:
+                self.queued.append(data[offset : offset + length])
+                gen = struct.pack("=HH", 8, uapi.NFTA_GEN_ID) + struct.pack(">I", self.generation)
+                body = uapi.NFGENMSG.pack(0, 0, 0) + gen
+                newgen = (uapi.NFNL_SUBSYS_NFTABLES << 8) | uapi.NFT_MSG_NEWGEN
+                self.queued.append(HEADER.pack(16 + len(body), newgen, 0, seq, 0) + body)
             if flags & uapi.NLM_F_ACK:
                 error = struct.pack("=i", -self.codes.get(seq, 0)) + data[offset : offset + 16]
                 self.queued.append(
@@ -146,6 +155,19 @@ def test_a_batch_is_one_send_between_begin_and_end_and_waits_for_every_ack() -> 
     assert kinds[0] == uapi.NFNL_MSG_BATCH_BEGIN and kinds[-1] == uapi.NFNL_MSG_BATCH_END
     assert [k & 0xFF for k in kinds[1:-1]] == [kind for kind, _, _ in messages]
     assert sock.queued == []  # every answer read: the kept socket is left clean
+
+
+def test_a_commit_asks_for_its_generation_on_the_first_message_and_returns_it() -> None:
+    sock = ScriptedSocket(generation=42)
+    assert w.commit(sock, w.fresh_setup_messages(req("192.168.15.2/24"), 4)) == 42  # type: ignore[arg-type]
+    echoed, offset = [], 0
+    while offset < len(sock.sent[0]):
+        length, _kind, flags, _seq, _ = HEADER.unpack_from(sock.sent[0], offset)
+        echoed.append(bool(flags & uapi.NLM_F_ECHO))
+        offset += length
+    assert echoed == [False, True, False, False, False, False]  # begin, chain, 3 rules, end
+    assert sock.queued == []  # the echo read past too
+    assert w.commit(ScriptedSocket(), w.teardown_messages(4, CHAIN, [25], True)) is None  # type: ignore[arg-type]
 
 
 def test_a_refused_batch_raises_with_the_first_refusal_and_reads_every_answer() -> None:

@@ -379,6 +379,9 @@ class ScriptedNetlink:
         self.reads: list[tuple[Any, ...]] = []
         # The jumps known_jumps finds (a process's last dump of POSTROUTING): none by default.
         self.known: list[view.NftRule] = []
+        # The families whose rules our own transaction wrote, unchanged since: none by default.
+        self.unchanged_families: set[int] = set()
+        self.asked: list[tuple[str, int]] = []
 
     def rules(self, family: int, chain: str) -> list[view.NftRule] | None:
         return self.chains.get(family, {}).get(chain)
@@ -392,6 +395,10 @@ class ScriptedNetlink:
         self.reads.append(("known_jumps", family, chain))
         now = view.jumps_to(self.rules(family, chain) or [], target)
         return [rule for rule in self.known if rule in now]
+
+    def unchanged(self, request: MasqRequest, family: int) -> bool:
+        self.asked.append((request.chain, family))
+        return family in self.unchanged_families
 
     def write_fresh_setup(self, request: MasqRequest, family: int) -> bool:
         self.writes.append(("setup", request.chain, family))
@@ -482,6 +489,21 @@ def test_check_whose_known_jumps_are_all_it_expects_reads_no_more(tables: Tables
     netlink.known = [_jump(25, "192.168.15.2")]
     assert netlink_backend(tables, netlink).missing(RED) == []
     assert netlink.reads == [("known_jumps", 4, "POSTROUTING")]
+
+
+def test_check_of_rules_our_own_commit_wrote_unchanged_since_reads_nothing(
+    tables: Tables,
+) -> None:
+    """Nothing is installed here: a read would find every rule missing."""
+    netlink = ScriptedNetlink()
+    netlink.unchanged_families = {4}
+    missing = netlink_backend(tables, netlink).missing(DUAL)
+    assert netlink.asked == [(CHAIN, 4), (CHAIN, 6)]
+    # IPv4's rules are taken as written; IPv6's are read, and found missing.
+    assert all(family == 6 for _, family, _ in netlink.reads)
+    assert missing == netlink_backend(tables, ScriptedNetlink()).missing(req("fd00::2/64"))
+    assert len(missing) == 3 and not any("192.168.15" in rule for rule in missing)
+    assert tables.run() == []
 
 
 def test_check_that_knows_no_jump_reads_the_whole_of_postrouting(tables: Tables) -> None:
