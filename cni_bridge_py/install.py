@@ -47,7 +47,11 @@ _SHELL_START = "''':'"
 _SHELL_END = "'''"
 
 
-def launcher_text(python: str, paths: list[str], module: str = "cni_bridge_py.cli") -> str:
+def launcher_text(
+    python: str, paths: list[str], module: str = "cni_bridge_py.cli", home: str | None = None
+) -> str:
+    """`home`: the entry of `paths` that holds the package (install finds it), looked in first
+    for the package alone."""
     answer = version_json().rstrip("\n")
     # The shell part is single-quoted shell inside a Python string: nothing may end either.
     if "'" in answer + python or "\\" in answer + python:
@@ -66,13 +70,21 @@ def launcher_text(python: str, paths: list[str], module: str = "cni_bridge_py.cl
         "# Without site: these are the paths site would add, as they were at install time.\n"
         "import sys\n"
         f"sys.path += {paths!r}\n"
-        "from cni_bridge_py.cli import launch\n"
+        + (_HOME_FIRST.format(home=home) if home is not None and home in paths else "")
+        + "from cni_bridge_py.cli import launch\n"
         + (
             "launch()\n"
             if module == "cni_bridge_py.cli"
             else f"from {module} import main\nlaunch(main)\n"
         )
     )
+
+
+# The package is looked up on every entry before its own, and each entry looked in is listed
+# whole (site-packages: dozens of names, ~0.2 ms of every call here). Its own entry first, for
+# the package alone: its modules then come through its __path__, and anything else (the
+# standard library first) in the usual order. Its __init__ imports nothing.
+_HOME_FIRST = "sys.path.insert(0, {home!r})\nimport cni_bridge_py\ndel sys.path[0]\n"
 
 
 def launcher_interpreter(text: str) -> list[str]:
@@ -130,6 +142,7 @@ def install(
     the launcher's sys.path additions (by default what site adds for `python`)."""
     if paths is None:
         paths = site_paths(python)
+    home = str(package_dir(paths).parent)
     bin_dir.mkdir(parents=True, exist_ok=True)
     for alias in aliases:
         link = bin_dir / alias
@@ -139,7 +152,7 @@ def install(
     for name in EXECUTABLES:
         path = bin_dir / name
         tmp = bin_dir / f".{name}.tmp"
-        tmp.write_text(launcher_text(python, paths, ENTRY_MODULES[name]))
+        tmp.write_text(launcher_text(python, paths, ENTRY_MODULES[name], home))
         tmp.chmod(0o755)
         tmp.replace(path)  # atomic: a runtime never executes a half-written launcher
         written.append(path)

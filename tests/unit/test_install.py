@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,6 +84,37 @@ def test_the_launcher_runs_isolated_without_site_on_exactly_its_paths() -> None:
     assert launcher_interpreter(text) == ["/venv/bin/python", "-IS"]
     assert "sys.path += ['/venv/site', '/src']" in text.splitlines()
     assert text.rstrip().splitlines()[-2:] == ["from cni_bridge_py.cli import launch", "launch()"]
+
+
+def test_the_package_is_looked_up_on_its_own_entry_first_and_alone() -> None:
+    """Only `import cni_bridge_py` sees its entry first: no entry before it is listed for it
+    (site-packages has dozens of names), and sys.path is as before for everything else."""
+    site_packages = str(Path(pytest.__file__).resolve().parents[1])
+    paths = [site_packages, str(SOURCE_DIR)]
+    text = launcher_text(sys.executable, paths, home=str(SOURCE_DIR))
+    lines = text.splitlines()
+    at = lines.index(f"sys.path += {paths!r}")
+    assert lines[at + 1 : at + 5] == [
+        f"sys.path.insert(0, {str(SOURCE_DIR)!r})",
+        "import cni_bridge_py",
+        "del sys.path[0]",
+        "from cni_bridge_py.cli import launch",
+    ]
+    probe = text.replace("launch()\n", "") + (
+        "import json\n"
+        "print(json.dumps([sys.path[-2:], cni_bridge_py.__file__, "
+        f"{site_packages!r} in sys.path_importer_cache, sys.path.count({str(SOURCE_DIR)!r})]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-IS", "-c", probe], capture_output=True, check=True, timeout=60
+    )
+    tail, package, listed, count = json.loads(out.stdout)
+    assert tail == paths and count == 1
+    assert package == str(SOURCE_DIR / "cni_bridge_py" / "__init__.py")
+    assert listed is False  # the launcher's imports never looked in site-packages
+    # An entry that is not among the paths (or none): the paths alone, as before.
+    for home in (None, "/elsewhere"):
+        assert "sys.path.insert" not in launcher_text(sys.executable, paths, home=home)
 
 
 def test_site_paths_are_what_site_adds_for_the_interpreter() -> None:
