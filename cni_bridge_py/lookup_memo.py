@@ -52,28 +52,37 @@ class KeptLookups:
         self._kept: dict[tuple[str, str, str], str | None] = {}
         self._watched: dict[str, int] = {}  # directory -> watch descriptor
 
-    def which(self, name: str, path: str | None) -> str | None:
+    def which(self, name: str, path: str | None, *, drain: bool = True) -> str | None:
         if path is None:  # the process's PATH, which may change under it: never kept
             return which(name)
         return self._answer(
-            ("which", name, path), lambda: which(name, path=path), lambda: which_dirs(name, path)
+            ("which", name, path),
+            lambda: which(name, path=path),
+            lambda: which_dirs(name, path),
+            drain,
         )
 
-    def link_target(self, path: str) -> str:
+    def link_target(self, path: str, *, drain: bool = True) -> str:
         found = self._answer(
-            ("link", path, ""), lambda: link_target(path), lambda: resolution_dirs(path)
+            ("link", path, ""), lambda: link_target(path), lambda: resolution_dirs(path), drain
         )
         assert found is not None  # link_target always answers a path
         return found
+
+    def for_request(self) -> _OneRequest:
+        return _OneRequest(self)
 
     def _answer(
         self,
         key: tuple[str, str, str],
         look: Callable[[], str | None],
         dirs: Callable[[], set[str] | None],
+        drain: bool = True,
     ) -> str | None:
+        """`drain` False: answer as of the last drain (an answer kept since a later change
+        is forgotten at the next drain, so a new one may still be kept)."""
         with self._guard:
-            if not self._current():
+            if not self._current(drain):
                 return look()
             if key in self._kept:
                 return self._kept[key]
@@ -86,12 +95,15 @@ class KeptLookups:
                 self._kept[key] = answer
             return answer
 
-    def _current(self) -> bool:
-        """Whether answers can be kept here; every kept answer dropped once anything changed."""
+    def _current(self, drain: bool = True) -> bool:
+        """Whether answers can be kept here; every kept answer dropped once anything changed
+        (with `drain`)."""
         if not self._inotify.ready():
             return False
         if self._instance != self._inotify.instance:  # first use, or a forked child
             self._instance, self._kept, self._watched = self._inotify.instance, {}, {}
+        if not drain:
+            return True
         for wd, mask, _name in self._inotify.events():
             self._kept.clear()
             if mask & inotify.LOST:  # the watch no longer follows its path
@@ -107,3 +119,29 @@ class KeptLookups:
                 return False
             self._watched[directory] = wd
         return True
+
+
+class _OneRequest:
+    """One request's lookups: the queue drained at its first, its answers as of then. A
+    change made meanwhile is seen by the next request: a request is one moment, as a
+    one-shot run's few lookups are (the backend pick asks three times, ~10 us of a cold
+    agent's request each drain)."""
+
+    __slots__ = ("_drained", "_kept")
+
+    def __init__(self, kept: KeptLookups) -> None:
+        self._kept = kept
+        self._drained = False
+
+    def which(self, name: str, path: str | None) -> str | None:
+        if path is None:
+            return self._kept.which(name, None)  # never kept: nothing drained
+        drain, self._drained = not self._drained, True
+        return self._kept.which(name, path, drain=drain)
+
+    def link_target(self, path: str) -> str:
+        drain, self._drained = not self._drained, True
+        return self._kept.link_target(path, drain=drain)
+
+    def for_request(self) -> _OneRequest:
+        return _OneRequest(self._kept)

@@ -24,6 +24,9 @@ class Lookups(Protocol):
     def link_target(self, path: str) -> str:
         """which.link_target(path)."""
 
+    def for_request(self) -> Lookups:
+        """The lookups one request makes (the backend pick asks several times)."""
+
 
 class Direct:
     """Every answer looked up when asked (a one-shot run asks each once)."""
@@ -33,6 +36,9 @@ class Direct:
 
     def link_target(self, path: str) -> str:
         return link_target(path)
+
+    def for_request(self) -> Direct:
+        return self
 
 
 DIRECT = Direct()

@@ -46,7 +46,7 @@ def system_ports(
     # iptables through PATH gets the legacy backend. Then CNI_PATH and the usual dirs.
     dirs = [request.search_path, *request.path, "/usr/sbin:/usr/bin:/sbin:/bin"]
     path_env = ":".join(d for d in dirs if d)
-    tools = lookups or DIRECT
+    tools = (lookups or DIRECT).for_request()
     open_store = DiskStore if watched is None else partial(DiskStore, watched=watched)
     with netlink.host_session() as host:
         yield Ports(

@@ -5,7 +5,7 @@ nothing is kept where inotify cannot see every change."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from cni_bridge_py import lookup_memo
 from cni_bridge_py.kernel import inotify
 from cni_bridge_py.lookup_memo import KeptLookups
-from cni_bridge_py.lookups import resolution_dirs, which_dirs
+from cni_bridge_py.lookups import DIRECT, Lookups, resolution_dirs, which_dirs
 from cni_bridge_py.which import link_target, which
 
 
@@ -74,7 +74,7 @@ def test_which_reads_up_to_the_first_match(host: Path) -> None:
     }
 
 
-def _answers(kept: KeptLookups, path: str) -> tuple[object, ...]:
+def _answers(kept: Lookups, path: str) -> tuple[object, ...]:
     tool = kept.which("iptables", path)
     return (
         tool,
@@ -190,3 +190,39 @@ def test_a_forked_child_keeps_its_own(host: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert _answers(kept, path) == _direct(path)  # the parent's events were queued too
+
+
+def test_a_request_drains_the_queue_once_and_the_next_one_sees_every_change(
+    host: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request's lookups are answered as of its first (the backend pick asks three times);
+    the next request's first lookup drains what changed meanwhile."""
+    kept, path = KeptLookups(), path_of(host)
+    _answers(kept, path)
+    drains: list[int] = []
+    events = inotify.Inotify.events
+
+    def counted(self: inotify.Inotify) -> Iterator[tuple[int, int, str]]:
+        drains.append(1)
+        return events(self)
+
+    monkeypatch.setattr(inotify.Inotify, "events", counted)
+    request = kept.for_request()
+    before = _answers(request, path)
+    assert before == _direct(path) and len(drains) == 1
+    CHANGES["alternatives switched"](host)
+    assert _answers(request, path) == before and len(drains) == 1
+    assert _answers(kept.for_request(), path) == _direct(path) != before
+    assert len(drains) == 2
+
+
+def test_a_request_without_inotify_looks_up_every_answer(
+    host: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inotify, "libc_call", lambda *_args: -1)
+    kept, path = KeptLookups(), path_of(host)
+    request = kept.for_request()
+    assert _answers(request, path) == _direct(path)
+    _shadow_nft(host)
+    assert _answers(request, path) == _direct(path)
+    assert DIRECT.for_request() is DIRECT
