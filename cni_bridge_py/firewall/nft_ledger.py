@@ -70,7 +70,9 @@ class Ledger:
     __slots__ = ("_buf",)
 
     def __init__(self, buffer: Buffer | None = None) -> None:
-        self._buf: Buffer = buffer if buffer is not None else bytearray(SIZE)
+        # A process's own grows with its entries (slice assignment past its end extends a
+        # bytearray): a one-shot run, whose ledger stays empty, allocates no block.
+        self._buf: Buffer = buffer if buffer is not None else bytearray(HEADER.size)
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
         """Held around a commit and its entry, and around a lookup (one process: nothing)."""
@@ -102,10 +104,14 @@ class Ledger:
         _last, known, count = HEADER.unpack(bytes(self._buf[: HEADER.size]))
         return bool(known) and _find(self._buf, rules, count) >= 0
 
+    def at(self, generation: int) -> bool:
+        """Whether the ledger knows the ruleset at `generation`."""
+        last, known, _count = HEADER.unpack(bytes(self._buf[: HEADER.size]))
+        return bool(known) and generation == last
+
     def holds(self, generation: int, rules: bytes) -> bool:
         """Whether the ruleset at `generation` has `rules` as our transaction wrote them."""
-        last, known, count = HEADER.unpack(bytes(self._buf[: HEADER.size]))
-        return bool(known) and generation == last and _find(self._buf, rules, count) >= 0
+        return self.at(generation) and self.knows(rules)
 
 
 class SharedLedger(Ledger):

@@ -315,23 +315,19 @@ def _ledger() -> Ledger:
 def still_written(request: MasqRequest, family: int) -> bool:
     """Whether the kernel holds `request`'s rules of `family` as our own transaction wrote
     them, nobody having committed since (nft_ledger): then CHECK need not read them. False
-    whenever that cannot be told, and the caller reads."""
-    if not in_process_netns():
-        return False  # the ledger is of the process's own namespace
+    whenever that cannot be told, and the caller reads. Under the kept socket and the
+    ledger's lock, as a commit and its entry are (iptables_nft_write)."""
     rules = rules_key(request, family)
-    with _KEPT_GUARD:
-        ledger = _ledger()
-        with ledger.locked():
-            if not ledger.knows(rules):
-                return False  # no generation to ask for
-            try:
-                sock = _kept_socket()
-                generation = _generation(sock)
-            except (OSError, CannotRead):
-                if _KEPT:
-                    _KEPT.pop()[1].close()
-                return False
-            return ledger.holds(generation, rules)
+    try:
+        with kept_socket() as sock:
+            ledger = kept_ledger(sock)
+            if ledger is None:
+                return False  # another namespace's socket: the ledger is of our own
+            with ledger.locked():
+                # The generation is asked only for rules the ledger holds.
+                return ledger.knows(rules) and ledger.at(_generation(sock))
+    except (CannotRead, OSError):
+        return False
 
 
 def _generation(sock: socket.socket) -> int:

@@ -25,10 +25,12 @@ GREEN = rules_key(req("green", "10.0.0.4/24"), 4)
 
 def test_our_commits_one_after_another_are_all_known_at_the_latest_generation() -> None:
     ledger = Ledger()
+    assert len(ledger._buf) == HEADER.size  # a process's own grows with its entries
     ledger.committed(7, wrote=RED)
     ledger.committed(8, wrote=BLUE)
     assert ledger.knows(RED) and ledger.knows(BLUE) and not ledger.knows(GREEN)
     assert ledger.holds(8, RED) and ledger.holds(8, BLUE)
+    assert ledger.at(8) and len(ledger._buf) == HEADER.size + 2 * ENTRY
     # Any other generation: someone committed since (or the kernel's is not the ledger's).
     assert not ledger.holds(9, RED) and not ledger.holds(7, RED)
 
