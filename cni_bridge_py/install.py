@@ -142,7 +142,7 @@ def install(
     the launcher's sys.path additions (by default what site adds for `python`)."""
     if paths is None:
         paths = site_paths(python)
-    home = str(package_dir(paths).parent)
+    package = package_dir(paths)
     bin_dir.mkdir(parents=True, exist_ok=True)
     for alias in aliases:
         link = bin_dir / alias
@@ -152,7 +152,7 @@ def install(
     for name in EXECUTABLES:
         path = bin_dir / name
         tmp = bin_dir / f".{name}.tmp"
-        tmp.write_text(launcher_text(python, paths, ENTRY_MODULES[name], home))
+        tmp.write_text(launcher_text(python, paths, ENTRY_MODULES[name], str(package.parent)))
         tmp.chmod(0o755)
         tmp.replace(path)  # atomic: a runtime never executes a half-written launcher
         written.append(path)
@@ -164,7 +164,7 @@ def install(
         written.append(link)
     # Start-up speed: the bytecode of the package the launcher imports, compiled once here,
     # not at each run (a runtime may run the plugin where it cannot write __pycache__).
-    compileall.compile_dir(package_dir(paths), quiet=1)
+    compileall.compile_dir(package, quiet=1)
     return written
 
 
