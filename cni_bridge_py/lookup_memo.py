@@ -10,8 +10,9 @@ its path resolutions read (lookups.resolution_dirs: the directory of each compon
 every symlink) and the attributes of the entries found there (a tool's mode). Each of those
 directories is watched before the answer is looked up, and any event from any of them (an
 entry made, removed or renamed, an attribute changed, the directory itself moved or removed)
-drops every kept answer, the queue being drained before each answer (kernel.inotify). An
-answer whose resolution read a directory that was not watched before it began is not kept.
+drops every kept answer, the queue being drained before a request's first answer
+(kernel.inotify; for_request). An answer whose resolution read a directory that was not
+watched before it began is not kept.
 Nothing is kept where inotify cannot see every change: a relative PATH entry, a directory on a
 filesystem that is not local, a chain of more than 40 links, a resolution that fails other
 than with "no such entry", the process's own PATH. A filesystem mounted over a watched
