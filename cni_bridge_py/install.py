@@ -97,6 +97,16 @@ def launcher_interpreter(text: str) -> list[str]:
     raise ValueError("not a cni-bridge-py launcher")
 
 
+def launcher_shell_part(text: str) -> str:
+    """A launcher with its Python part left out: its shell answers VERSION and execs the
+    interpreter as before, and the interpreter then has only the string to run (the benchmark
+    times it as the launcher's floor)."""
+    end = f"\n{_SHELL_END}\n"
+    if not text.startswith("#!/bin/sh\n") or end not in text:
+        raise ValueError("not a cni-bridge-py launcher")
+    return text[: text.index(end) + len(end)]
+
+
 def site_paths(python: str) -> list[str]:
     """The sys.path entries `site` adds for `python` run isolated, in site's order."""
     with_site, without_site = (

@@ -10,6 +10,8 @@ from tools.bench.load import LOAD_LIMIT, quotable, wait_for_quiet
 from tools.bench.profile import importtime_summary
 from tools.bench.report import (
     CHECK_VS_ERROR,
+    CHECK_VS_INTERPRETER,
+    CHECK_VS_LAUNCHER,
     DIRECT_FLOOR,
     KERNEL_FLOOR,
     PODMAN_FLOOR,
@@ -22,7 +24,13 @@ from tools.bench.report import (
 )
 from tools.bench.results import Results, Series, paired_difference, paired_ratio
 from tools.bench.runtimes import NOOP
-from tools.bench.scenarios import ERROR_BESIDE_CHECK, Plan, rotate
+from tools.bench.scenarios import (
+    ERROR_BESIDE_CHECK,
+    INTERPRETER_BESIDE_CHECK,
+    LAUNCHER_BESIDE_CHECK,
+    Plan,
+    rotate,
+)
 from tools.bench.scenarios import FLOOR as INTERPRETER
 
 ALL_OK = {"reference": "ok", "one-shot": "ok", "agent": "ok", "podman": "ok", "ctr": "ok"}
@@ -385,6 +393,39 @@ def test_the_paired_ratio_needs_every_turn() -> None:
     found = paired_ratio(Series([0.6, 0.3], turns=[0, 1]), Series([0.4, 0.2], turns=[0, 1]))
     assert found is not None
     assert found[0] == pytest.approx(1.5) and found[1] == 2
+
+
+def test_the_reference_check_is_divided_by_our_front_s_floors_of_its_turns() -> None:
+    """The launcher's and the interpreter's floors, timed beside our CHECKs, also divide the
+    reference's CHECK of the same turn (the agent lane's floors; the one-shot lane's without
+    an agent); the error is ours alone."""
+    results = _results()
+    turns = [0, 1, 2, 3]
+    interpreter = [0.010, 0.013, 0.011, 0.012]
+    _turns(results.get(INTERPRETER_BESIDE_CHECK, "agent"), interpreter, turns)
+    _turns(results.get(INTERPRETER_BESIDE_CHECK, "one-shot"), [0.020] * 4, turns)
+    _turns(results.get(LAUNCHER_BESIDE_CHECK, "agent"), [t + 0.001 for t in interpreter], turns)
+    _turns(results.get(ERROR_BESIDE_CHECK, "agent"), [t + 0.002 for t in interpreter], turns)
+    _turns(results.get("CHECK", "reference"), [t * 0.95 for t in interpreter], turns)
+    _turns(results.get("CHECK", "agent"), [t * 1.2 for t in interpreter], turns)
+    plan = Plan(calls=4, concurrency=(), scale=(0,))
+    rows = _rows(results, plan, ALL_OK)
+    row = rows[CHECK_VS_INTERPRETER]
+    assert row.raw["check_over_interpreter_per_turn"] == pytest.approx(
+        {"reference": 0.95, "agent": 1.2}
+    )
+    assert row.cells["reference"] == (
+        "0.95 (10.9 ms / 11.5 ms, the agent lane's floor); per turn 0.950 (median of 4 pairs)"
+    )
+    assert row.cells["agent"].startswith("1.20 (13.8 ms / 11.5 ms); per turn 1.200")
+    assert row.targets == []
+    launcher = rows[CHECK_VS_LAUNCHER].raw["check_over_launcher_per_turn"]
+    assert launcher["reference"] == pytest.approx(0.95 * 11.5 / 12.5, abs=0.01)
+    assert rows[CHECK_VS_ERROR].cells["reference"] == "—"
+    no_agent = ALL_OK | {"agent": "not available"}
+    row = _rows(results, plan, no_agent)[CHECK_VS_INTERPRETER]
+    assert row.cells["reference"].startswith("0.55 (10.9 ms / 20.0 ms, the one-shot lane's")
+    assert row.cells["agent"] == "not available"
 
 
 def _turns(series: Series, seconds: list[float], turns: list[int]) -> None:

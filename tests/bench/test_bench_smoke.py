@@ -16,6 +16,11 @@ import pytest
 
 from tools.bench.harness import NETNS_DIR, PREFIX, root_links
 from tools.bench.runtimes import CTR_TOOLS, NOOP, PODMAN_TOOLS, lane_runs
+from tools.bench.scenarios import (
+    ERROR_BESIDE_CHECK,
+    INTERPRETER_BESIDE_CHECK,
+    LAUNCHER_BESIDE_CHECK,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +93,10 @@ def test_every_call_succeeded_and_nothing_is_left(quick_run: dict[str, object]) 
         calls = len(doc["series"]["CHECK"][lane]["seconds"])
         assert doc["series"]["CHECK"][lane]["turns"] == list(range(calls)), lane
         if lane != "reference":
-            assert doc["series"]["error beside CHECK"][lane]["turns"] == list(range(calls)), lane
+            for floor in ERROR_BESIDE_CHECK, LAUNCHER_BESIDE_CHECK, INTERPRETER_BESIDE_CHECK:
+                series = doc["series"][floor][lane]
+                assert series["failed"] == [], (floor, lane, series["failed"])
+                assert series["turns"] == list(range(calls)), (floor, lane)
     # The kernel floor (20 bare netlink calls) and 20 direct starts of the launcher's interpreter.
     for metric in ("veth create", "veth delete", "interpreter, started directly"):
         series = doc["series"][metric]["kernel"]

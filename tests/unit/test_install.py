@@ -14,6 +14,7 @@ from cni_bridge_py.install import (
     EXECUTABLES,
     install,
     launcher_interpreter,
+    launcher_shell_part,
     launcher_text,
     site_paths,
     uninstall,
@@ -190,6 +191,29 @@ def test_the_shell_answers_version_as_python_does(tmp_path: Path, executable: st
     install(broken, python=str(tmp_path / "no-python"), paths=[])
     assert run_launcher(broken / executable, env).stdout == version_json().encode()
     assert run_launcher(broken / executable, {**env, "CNI_COMMAND": "ADD"}).returncode != 0
+
+
+def test_the_shell_part_is_the_launcher_with_nothing_for_python_to_run(tmp_path: Path) -> None:
+    """The benchmark's floor of the launcher: the same shell and exec, then an interpreter
+    that runs only the string. It answers VERSION; any other command runs the interpreter on
+    it, which prints nothing (and runs what follows the string: the file is the script)."""
+    install(tmp_path, paths=site_paths(sys.executable), python=sys.executable)
+    text = (tmp_path / "cni-bridge-py").read_text()
+    shell = launcher_shell_part(text)
+    assert text.startswith(shell) and shell.endswith("\n'''\n")
+    assert launcher_interpreter(shell) == launcher_interpreter(text)
+    assert "import" not in shell
+    empty = tmp_path / "empty"
+    empty.write_text(shell)
+    empty.chmod(0o755)
+    env = {"CNI_COMMAND": "VERSION", "PATH": "/usr/bin:/bin"}
+    assert run_launcher(empty, env).stdout == version_json().encode()
+    ran = run_launcher(empty, {**ADD_ENV, "PATH": "/usr/bin:/bin"})
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, b"", b"")
+    empty.write_text(shell + "raise SystemExit(7)\n")
+    assert run_launcher(empty, {**ADD_ENV, "PATH": "/usr/bin:/bin"}).returncode == 7
+    with pytest.raises(ValueError, match="not a cni-bridge-py launcher"):
+        launcher_shell_part("#!/usr/bin/python3\nprint()\n")
 
 
 def test_a_launcher_cannot_be_written_for_a_quoted_interpreter() -> None:

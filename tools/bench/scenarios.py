@@ -10,9 +10,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-from cni_bridge_py.install import launcher_interpreter
+from cni_bridge_py.install import launcher_interpreter, launcher_shell_part
 from tools.bench.harness import (
     MINIMAL_PATH,
     PREFIX,
@@ -101,7 +102,7 @@ def version_and_errors(run: Run) -> None:
             result = lane.call("ADD", cid(lane, "err", i), lane.pool.paths[0], MALFORMED)
             run.results.record("error", lane.label, result, _refused(result), f"malformed #{i}")
             if lane.label != "reference":
-                floor = lane.ws.finished(lane.ws.prepare(interpreter_argv(lane), {}, b"").start())
+                floor = _run_interpreter(lane)
                 run.results.record(FLOOR, lane.label, floor, floor.code == 0, f"floor #{i}")
     for c in run.plan.concurrency:
         for rnd in range(run.plan.rounds):
@@ -143,15 +144,15 @@ def sequential(run: Run) -> None:
             if prev is None:
                 run.results.fail("CHECK", lane.label, f"CHECK #{i}: its ADD failed")
                 continue
-            # Ours' floor for CHECK, an error, is timed in the same turn, before the CHECK
-            # and after it in turn: both then have the same neighbours (the other lanes'
-            # CHECKs, a one-shot one among them) and the same attachments.
+            # Ours' floors for CHECK are timed in the same turn, before the CHECK and after
+            # it in turn: both then have the same neighbours (the other lanes' CHECKs, a
+            # one-shot one among them) and the same attachments.
             if lane.label != "reference" and i % 2:
-                _error_beside_check(run, lane, i)
+                _floors_beside_check(run, lane, i)
             result = lane.call("CHECK", cid(lane, "seq", i), lane.pool.paths[i], lane.stdin(prev))
             run.results.record("CHECK", lane.label, result, result.code == 0, f"CHECK #{i}", turn=i)
             if lane.label != "reference" and not i % 2:
-                _error_beside_check(run, lane, i)
+                _floors_beside_check(run, lane, i)
     for i in range(n):
         for lane in rotate(run.lanes, i):
             result = lane.call("DEL", cid(lane, "seq", i), lane.pool.paths[i])
@@ -160,13 +161,53 @@ def sequential(run: Run) -> None:
         check_clean(run, "DEL", lane)
 
 
-# The malformed-JSON ADD timed among the CHECKs: CHECK's floor (report.check_over_error).
+# CHECK's floors, each timed among the CHECKs, one beside each (report.check_over): the
+# malformed-JSON ADD, the call's round trip through the front and nothing more; the launcher
+# with its Python part left out (its shell's test of CNI_COMMAND and exec, then the
+# interpreter with nothing to run); and the launcher's interpreter alone, -c pass.
 ERROR_BESIDE_CHECK = "error beside CHECK"
+LAUNCHER_BESIDE_CHECK = "empty launcher beside CHECK"
+INTERPRETER_BESIDE_CHECK = "interpreter beside CHECK"
 
 
-def _error_beside_check(run: Run, lane: Lane, i: int) -> None:
-    result = lane.call("ADD", cid(lane, "cerr", i), lane.pool.paths[0], MALFORMED)
-    run.results.record(ERROR_BESIDE_CHECK, lane.label, result, _refused(result), f"#{i}", turn=i)
+def _floors_beside_check(run: Run, lane: Lane, i: int) -> None:
+    """The three in an order that rotates with the turn: none always runs right before the
+    CHECK."""
+    container, netns = cid(lane, "cfloor", i), lane.pool.paths[0]
+    calls: list[tuple[str, Callable[[], CallResult], Callable[[CallResult], bool]]] = [
+        (ERROR_BESIDE_CHECK, lambda: lane.call("ADD", container, netns, MALFORMED), _refused),
+        (LAUNCHER_BESIDE_CHECK, lambda: _run_empty_launcher(lane, container, netns), _silent),
+        (INTERPRETER_BESIDE_CHECK, lambda: _run_interpreter(lane), _exit0),
+    ]
+    for metric, call, ok in rotate(calls, i):
+        result = call()
+        run.results.record(metric, lane.label, result, ok(result), f"#{i}", turn=i)
+
+
+def _run_interpreter(lane: Lane) -> CallResult:
+    return lane.ws.finished(lane.ws.prepare(interpreter_argv(lane), {}, b"").start())
+
+
+def _run_empty_launcher(lane: Lane, container: str, netns: str) -> CallResult:
+    """Run as the CHECK is (`ip netns exec`, the CHECK's environment), so its shell takes the
+    same branch; the interpreter reads no stdin."""
+    argv = [*lane.argv()[:-1], str(empty_launcher(lane))]
+    env = lane.env("CHECK", container, netns, "eth0")
+    return lane.ws.finished(lane.ws.prepare(argv, env, b"").start())
+
+
+def empty_launcher(lane: Lane) -> Path:
+    """The lane's launcher without its Python part (install.launcher_shell_part), written
+    once beside the lane's other files."""
+    path = lane.ws.tmp / f"{lane.host}-empty-launcher"
+    if not path.exists():
+        path.write_text(launcher_shell_part(lane.executable.read_text()))
+        path.chmod(0o755)
+    return path
+
+
+def _silent(result: CallResult) -> bool:
+    return result.code == 0 and not result.stdout
 
 
 def peak_rss(run: Run) -> None:
