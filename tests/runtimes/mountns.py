@@ -57,27 +57,33 @@ class MountNamespace:
         self._scratch.mkdir(parents=True, exist_ok=True)
         self._covered: list[Path] = []  # ancestors replaced by a tmpfs (ours to mkdir in)
         self._dirs = 0
-        self._holder = subprocess.Popen(
-            [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "slave",
-                *(["--net"] if network else []),
-                "sleep",
-                "infinity",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=dies_with_parent(signal.SIGKILL),  # noqa: PLW1509 (no threads here)
-        )
+        # unshare's own complaint, if it has one, is what a failure must show.
+        self._errors = scratch / "holder.stderr"
+        with self._errors.open("wb") as errors:
+            self._holder = subprocess.Popen(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "slave",
+                    *(["--net"] if network else []),
+                    "sleep",
+                    "infinity",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                preexec_fn=dies_with_parent(signal.SIGKILL),  # noqa: PLW1509 (no threads here)
+            )
         own = os.readlink("/proc/self/ns/mnt")
         deadline = time.monotonic() + 10
-        while self._ns_id() == own:
+        # Not in its own namespace yet: still the one it was forked in. A holder that has
+        # already exited has no namespace to read at all, which must not pass for a new one.
+        while (found := self._ns_id()) == own or not found:
             if self._holder.poll() is not None or time.monotonic() > deadline:
                 self.close()
-                raise AssertionError("unshare --mount did not start a mount namespace")
+                why = self._why()
+                raise AssertionError(f"unshare --mount did not start a mount namespace{why}")
             time.sleep(0.01)
 
     @property
@@ -92,7 +98,19 @@ class MountNamespace:
 
     def _alive(self) -> None:
         if self._holder.poll() is not None:
-            raise AssertionError("the mount namespace holder has exited")
+            raise AssertionError(f"the mount namespace holder has exited{self._why()}")
+
+    def _why(self) -> str:
+        """How the holder ended, and what unshare printed: ": exit 1, unshare: ..."."""
+        code = self._holder.poll()
+        if code is None:
+            return " (it is still running)"
+        ended = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+        try:
+            said = self._errors.read_text(errors="replace").strip()
+        except OSError:
+            said = ""
+        return f": {ended}" + (f", {said}" if said else "")
 
     def argv(self, *command: str) -> list[str]:
         """The command line that runs `command` inside this namespace."""
