@@ -42,6 +42,14 @@ def test_texts_without_a_prefix_are_refused_as_before() -> None:
             parse("10.0.0.1")
 
 
+def test_a_list_is_refused_as_not_cidr_as_before_it_was_kept() -> None:
+    """JSON may carry a list where a CIDR belongs: refused for want of a prefix, as before
+    parses were kept (a list is no key)."""
+    for parse in (parse_interface, parse_network):
+        with pytest.raises(ValueError, match="not in CIDR notation"):
+            parse(["10.0.0.0/8"])  # type: ignore[arg-type]
+
+
 def test_a_number_is_parsed_as_ipaddress_does_and_not_kept() -> None:
     """JSON may carry a number where an address belongs: ipaddress takes it; 1 and True would
     be one key, so numbers are never kept."""
