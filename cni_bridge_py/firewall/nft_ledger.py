@@ -99,8 +99,8 @@ class Ledger:
         self._buf[: HEADER.size] = HEADER.pack(generation, 1, len(entries) // ENTRY)
 
     def knows(self, rules: bytes) -> bool:
-        """Whether the kernel's generation could confirm `rules` (holds): asking is useless
-        otherwise."""
+        """Whether the ledger holds `rules` as our transaction wrote them: only then can the
+        kernel's generation confirm them (at), and asking it is useless otherwise."""
         _last, known, count = HEADER.unpack(bytes(self._buf[: HEADER.size]))
         return bool(known) and _find(self._buf, rules, count) >= 0
 
@@ -108,10 +108,6 @@ class Ledger:
         """Whether the ledger knows the ruleset at `generation`."""
         last, known, _count = HEADER.unpack(bytes(self._buf[: HEADER.size]))
         return bool(known) and generation == last
-
-    def holds(self, generation: int, rules: bytes) -> bool:
-        """Whether the ruleset at `generation` has `rules` as our transaction wrote them."""
-        return self.at(generation) and self.knows(rules)
 
 
 class SharedLedger(Ledger):
