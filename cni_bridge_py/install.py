@@ -43,6 +43,7 @@ _PRINT_PATH = "import sys; sys.stdout.write(chr(0).join(sys.path))"
 EXEC_PREFIX = "exec "
 EXEC_SUFFIX = ' "$0" "$@"'
 # Opens a Python string that holds the shell part; the shell reads it as the `:` builtin.
+_SHEBANG = "#!/bin/sh\n"
 _SHELL_START = "''':'"
 _SHELL_END = "'''"
 
@@ -57,7 +58,7 @@ def launcher_text(
     if "'" in answer + python or "\\" in answer + python:
         raise SystemExit(f"cannot write a launcher for {python!r}: a quote or backslash in it")
     return (
-        "#!/bin/sh\n"
+        f"{_SHEBANG}"
         "# Installed by cni-bridge-py (make install). A shell script, then Python (see\n"
         "# cni_bridge_py/install.py): the shell answers VERSION, Python everything else.\n"
         f"{_SHELL_START}\n"
@@ -102,7 +103,7 @@ def launcher_shell_part(text: str) -> str:
     interpreter as before, and the interpreter then has only the string to run (the benchmark
     times it as the launcher's floor)."""
     end = f"\n{_SHELL_END}\n"
-    if not text.startswith("#!/bin/sh\n") or end not in text:
+    if not text.startswith(_SHEBANG) or end not in text:
         raise ValueError("not a cni-bridge-py launcher")
     return text[: text.index(end) + len(end)]
 
